@@ -1,0 +1,111 @@
+"""TextDataModule: next-token windows over a byte- or char-level corpus."""
+
+from __future__ import annotations
+
+import os
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from lightning_hybrid.data.corpora import read_bytes
+
+TOKENIZERS = ("byte", "char")
+
+
+class Windows(Dataset):
+    """(x, y) pairs of length `block_size` starting at `starts` in a 1-D token tensor."""
+
+    def __init__(self, tokens: torch.Tensor, block_size: int, starts: torch.Tensor) -> None:
+        self.tokens, self.block_size, self.starts = tokens, block_size, starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = int(self.starts[i])
+        chunk = self.tokens[s : s + self.block_size + 1]
+        return chunk[:-1], chunk[1:]
+
+
+def encode(raw: bytes, tokenizer: str) -> tuple[torch.Tensor, int, list[str] | None]:
+    """Token ids, vocabulary size and (for char) the sorted alphabet."""
+    if tokenizer == "byte":
+        return torch.frombuffer(bytearray(raw), dtype=torch.uint8).long(), 256, None
+    text = raw.decode("utf-8", errors="replace")
+    alphabet = sorted(set(text))
+    index = {c: i for i, c in enumerate(alphabet)}
+    return torch.tensor([index[c] for c in text], dtype=torch.long), len(alphabet), alphabet
+
+
+class TextDataModule(pl.LightningDataModule):
+    """Language-modelling data: the first (1 - val_fraction) of the text trains, the rest validates.
+
+    Training samples random windows (every start position is one item, shuffled each epoch, as nanoGPT's
+    random batches); validation uses `val_windows` evenly spaced windows of the held-out text, the same
+    ones every time, so val losses of different runs are comparable.
+
+    Args:
+        path: a text file or directory; None embeds the Python standard library's source (no download).
+        tokenizer: "byte" (vocab 256) or "char" (the text's sorted alphabet, nanoGPT's shakespeare_char).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        tokenizer: str = "byte",
+        block_size: int = 64,
+        batch_size: int = 12,
+        val_fraction: float = 0.1,
+        val_windows: int = 480,
+        max_bytes: int | None = 2_000_000,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"`tokenizer` must be one of {TOKENIZERS}, got {tokenizer!r}.")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}.")
+        for name, value in (("block_size", block_size), ("batch_size", batch_size), ("val_windows", val_windows)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        self.save_hyperparameters()
+        self.path, self.tokenizer, self.max_bytes = path, tokenizer, max_bytes
+        self.block_size, self.batch_size, self.num_workers = block_size, batch_size, num_workers
+        self.val_fraction, self.val_windows = val_fraction, val_windows
+        self._tokens: torch.Tensor | None = None
+        self._vocab_size = 0
+
+    def _load(self) -> torch.Tensor:
+        if self._tokens is None:
+            self._tokens, self._vocab_size, _ = encode(read_bytes(self.path, self.max_bytes), self.tokenizer)
+        return self._tokens
+
+    @property
+    def vocab_size(self) -> int:
+        self._load()
+        return self._vocab_size
+
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self._load()
+        n_train = int(len(tokens) * (1 - self.val_fraction))
+        train, val = tokens[:n_train], tokens[n_train:]
+        if min(len(train), len(val)) <= self.block_size + 1:
+            raise ValueError(
+                f"The corpus ({len(tokens)} tokens) is too short for block_size={self.block_size} with "
+                f"val_fraction={self.val_fraction}: each split needs more than block_size + 1 tokens."
+            )
+        return train, val
+
+    def setup(self, stage: str | None = None) -> None:
+        train, val = self._split()
+        self.train_set = Windows(train, self.block_size, torch.arange(len(train) - self.block_size))
+        last = len(val) - self.block_size - 1
+        starts = torch.linspace(0, last, min(self.val_windows, last + 1)).long()
+        self.val_set = Windows(val, self.block_size, starts)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)

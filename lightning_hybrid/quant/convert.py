@@ -1,0 +1,155 @@
+"""Swap the nn.Linear layers of any module for BitLinear, with filters and an honest count."""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from lightning_hybrid.quant.linear import BitLinear
+
+# The default exclude rule keeps the output head at full precision: a Linear whose own name (the last
+# part of its fully qualified name) is one of these. BitNet b1.58 keeps the embedding and the head in
+# high precision too. A Linear that shares its weight with an nn.Embedding (a tied head) counts as the
+# embedding and is excluded as well.
+DEFAULT_HEAD_NAMES = ("lm_head", "head", "heads", "classifier", "cls", "score", "output", "output_layer", "fc_out", "logits")
+
+FilterFn = Callable[[nn.Module, str], bool]
+
+
+@dataclass
+class ConversionReport:
+    """What `convert` did. `total` counts every nn.Linear, converted or not."""
+
+    total: int = 0
+    converted: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # fqn -> reason
+
+    def __str__(self) -> str:
+        text = f"converted {len(self.converted)} of {self.total} linear layers, skipped {len(self.skipped)}"
+        if self.already:
+            text += f" ({len(self.already)} already quantized)"
+        return text
+
+    def describe(self) -> str:
+        """The summary line and one line per skipped layer with its reason."""
+        lines = [str(self)] + [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
+
+
+def _as_patterns(patterns: str | Sequence[str] | None, name: str) -> list[str] | None:
+    if patterns is None:
+        return None
+    if isinstance(patterns, str):
+        return [patterns]
+    if not all(isinstance(p, str) for p in patterns):
+        raise ValueError(f"`{name}` must be a pattern string or a list of them, got {patterns!r}.")
+    return list(patterns)
+
+
+def _matches(fqn: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(fqn, p) for p in patterns)
+
+
+def _embedding_weights(model: nn.Module) -> set[int]:
+    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+
+
+def _functional_users(model: nn.Module) -> set[int]:
+    # nn.MultiheadAttention reads out_proj.weight directly in F.multi_head_attention_forward, so a swapped
+    # out_proj would never run its forward: converting it would be counted but not happen.
+    return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+
+
+def _skip_reason(fqn, module, include, exclude, filter_fn, tied, functional) -> str | None:
+    if id(module) in functional:
+        return "used functionally by nn.MultiheadAttention (its forward never runs)"
+    if include is not None and not _matches(fqn, include):
+        return "not matched by include"
+    if exclude is None:
+        if fqn.rsplit(".", 1)[-1] in DEFAULT_HEAD_NAMES:
+            return "output head (default exclude rule)"
+        if id(module.weight) in tied:
+            return "weight tied to an nn.Embedding (default exclude rule)"
+    elif _matches(fqn, exclude):
+        return "matched by exclude"
+    if filter_fn is not None and not filter_fn(module, fqn):
+        return "rejected by filter_fn"
+    return None
+
+
+def _warn_unmatched(patterns: list[str] | None, names: list[str], arg: str) -> None:
+    for pattern in patterns or []:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            warnings.warn(f"`{arg}` pattern {pattern!r} matches no nn.Linear layer.", UserWarning, stacklevel=3)
+
+
+def _set_submodule(model: nn.Module, fqn: str, new: nn.Module) -> None:
+    parent_name, _, child = fqn.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+
+
+def convert(
+    model: nn.Module,
+    bits: float = 1.58,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    filter_fn: FilterFn | None = None,
+    act_bits: int | None = 8,
+) -> ConversionReport:
+    """Replace nn.Linear layers of `model` in place by BitLinear layers sharing their Parameters.
+
+    include/exclude are fnmatch patterns on fully qualified module names. `exclude=None` applies the
+    default rule (output heads named in DEFAULT_HEAD_NAMES and Linears tied to an nn.Embedding stay full
+    precision); `exclude=[]` converts those too. Idempotent: layers that are already BitLinear are
+    counted and left alone. Raises ValueError when the model has no nn.Linear, or when every layer
+    is filtered out.
+    """
+    include_p, exclude_p = _as_patterns(include, "include"), _as_patterns(exclude, "exclude")
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear layer: there is nothing to quantize.")
+    names = [n for n, _ in linears]
+    _warn_unmatched(include_p, names, "include")
+    _warn_unmatched(exclude_p, names, "exclude")
+    tied, functional = _embedding_weights(model), _functional_users(model)
+    report = ConversionReport(total=len(linears))
+    for fqn, module in linears:
+        if isinstance(module, BitLinear):
+            report.already.append(fqn)
+            continue
+        reason = _skip_reason(fqn, module, include_p, exclude_p, filter_fn, tied, functional)
+        if reason:
+            report.skipped[fqn] = reason
+            continue
+        _set_submodule(model, fqn, BitLinear.from_linear(module, bits=bits, act_bits=act_bits))
+        report.converted.append(fqn)
+    if not report.converted and not report.already:
+        raise ValueError(
+            f"No nn.Linear layer of {type(model).__name__} was selected for quantization "
+            f"(include={include!r}, exclude={exclude!r}):\n{report.describe()}"
+        )
+    return report
+
+
+def bit_linears(model: nn.Module) -> dict[str, BitLinear]:
+    """The BitLinear layers of `model` by fully qualified name."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, BitLinear)}
+
+
+def warmup_lambda(step: int, warmup_steps: int) -> float:
+    """Gradual-quantization weight lam in [0, 1]: linear from 0 at step 0 to 1 at `warmup_steps`."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, max(step, 0) / warmup_steps)
+
+
+def set_quant_lambda(layers: dict[str, BitLinear] | nn.Module, lam: float) -> None:
+    """Set the warm-up weight of every BitLinear (in a mapping, or anywhere in a module)."""
+    modules = bit_linears(layers).values() if isinstance(layers, nn.Module) else layers.values()
+    for layer in modules:
+        layer.quant_lambda = float(lam)

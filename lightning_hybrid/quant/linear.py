@@ -1,0 +1,69 @@
+"""BitLinear: an nn.Linear whose forward sees ternary (or binary) weights and 8-bit activations."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lightning_hybrid.quant import reference as ref
+
+
+def _check_act_bits(act_bits: int | None) -> int | None:
+    if act_bits is not None and (isinstance(act_bits, bool) or not isinstance(act_bits, int) or not 2 <= act_bits <= 16):
+        raise ValueError(f"`act_bits` must be an integer in [2, 16] or None (no activation quantization), got {act_bits!r}.")
+    return act_bits
+
+
+class BitLinear(nn.Linear):
+    """Quantization-aware nn.Linear (BitNet b1.58 / BitNet; maths in `quant/reference.py`).
+
+    The latent `weight` and `bias` stay full precision and receive straight-through gradients. The
+    forward pass quantizes the input per token to `act_bits` and the weight to `bits`, blended by
+    `quant_lambda` (gradual warm-up: W + lam * (Q(W) - W), likewise for activations; lam = 1 is full
+    quantization). Unlike the BitNet architecture, no normalization is inserted before the activation
+    quantizer, so swapping a layer never changes what the module computes at full precision.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        bits: float = 1.58,
+        act_bits: int | None = 8,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.bits = ref.check_bits(bits)
+        self.act_bits = _check_act_bits(act_bits)
+        # A plain float, not a buffer: the model's state_dict keys stay those of the nn.Linear model, and
+        # TernaryQAT keeps lam in its own checkpoint state.
+        self.quant_lambda = 1.0
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, bits: float = 1.58, act_bits: int | None = 8) -> BitLinear:
+        """A BitLinear that shares `linear`'s Parameter objects (optimizers and tied weights keep working)."""
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"`linear` must be an nn.Linear, got {type(linear).__name__}.")
+        layer = cls(linear.in_features, linear.out_features, bias=False, bits=bits, act_bits=act_bits, device="meta")
+        layer.weight = linear.weight
+        layer.bias = linear.bias
+        layer.train(linear.training)
+        return layer
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The weight the forward pass uses (differentiable to the latent weight)."""
+        return ref.blend(self.weight, ref.quantize_weight(self.weight, self.bits), self.quant_lambda)
+
+    def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.act_bits is None:
+            return x
+        return ref.blend(x, ref.quantize_activation(x, self.act_bits), self.quant_lambda)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, bits={self.bits}, act_bits={self.act_bits}"

@@ -1,0 +1,117 @@
+"""Pure-torch quantizers: the spec that every fast path is tested against.
+
+Weights
+  * ternary, BitNet b1.58 (Ma et al. 2024, "The Era of 1-bit LLMs", arXiv:2402.17764, eq. 1-3):
+    s = mean|W|,  W_q = clamp(round(W / s), -1, 1) * s
+  * binary, BitNet (Wang et al. 2023, "BitNet: Scaling 1-bit Transformers", arXiv:2310.11453, eq. 1-3):
+    W_q = sign(W - mean W) * mean|W|, with sign(z) = +1 for z > 0 and -1 otherwise (the paper's Sign).
+Activations
+  * 8-bit per-token absmax (both papers): g = max|x| over the last dim,
+    x_q = clamp(round(x * Q / g), -Q, Q) * g / Q with Q = 2^(b-1) - 1.
+Training uses the straight-through estimator (Bengio et al. 2013): the forward pass sees the quantized
+tensor, the backward pass passes the gradient to the full-precision latent tensor unchanged, so latent
+weights, gradients and optimizer state all stay in full precision.
+
+Every function computes in fp32 and returns the input's dtype, so bf16 training quantizes the same
+numbers as fp32 training would.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Guards the scale of an all-zero tensor (or all-zero token); BitNet b1.58 writes it as gamma + eps.
+EPS = 1e-5
+
+SUPPORTED_BITS = (1, 1.58)
+
+
+def check_bits(bits: float, name: str = "bits") -> float:
+    """Return `bits` as 1 or 1.58, or raise a ValueError that names the argument."""
+    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or bits not in SUPPORTED_BITS:
+        raise ValueError(
+            f"`{name}` must be 1 (binary) or 1.58 (ternary), got {bits!r}. "
+            "Use bits=1.58 for BitNet b1.58 ternary weights or bits=1 for BitNet binary weights."
+        )
+    return 1 if bits == 1 else 1.58
+
+
+def weight_scale(w: torch.Tensor) -> torch.Tensor:
+    """Per-tensor absmean scale mean|W| in fp32, guarded away from zero (a 0-d tensor)."""
+    return w.detach().float().abs().mean().clamp_min(EPS)
+
+
+def ternary_codes(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BitNet b1.58 codes in {-1, 0, 1} (int8) and the fp32 scale s, with W_q = codes * s."""
+    s = weight_scale(w)
+    codes = torch.clamp(torch.round(w.detach().float() / s), -1, 1).to(torch.int8)
+    return codes, s
+
+
+def binary_codes(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BitNet codes in {-1, 1} (int8) and the fp32 scale mean|W|, with W_q = codes * scale."""
+    wf = w.detach().float()
+    codes = torch.where(wf - wf.mean() > 0, 1, -1).to(torch.int8)
+    return codes, weight_scale(w)
+
+
+def weight_codes(w: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes and scale for `bits` (1 or 1.58)."""
+    return binary_codes(w) if check_bits(bits) == 1 else ternary_codes(w)
+
+
+def dequantize(codes: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """codes * scale, multiplied in fp32 so every path that dequantizes gets the same bits."""
+    return (codes.float() * scale.float()).to(dtype)
+
+
+def quantize_weight(w: torch.Tensor, bits: float) -> torch.Tensor:
+    """Fake-quantized weight Q(W) in W's dtype (no gradient; see `ste`)."""
+    codes, s = weight_codes(w, bits)
+    return dequantize(codes, s, w.dtype)
+
+
+def quantize_activation(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """Per-token absmax fake quantization of the last dimension to `bits` bits (no gradient)."""
+    q = 2 ** (bits - 1) - 1
+    xf = x.detach().float()
+    g = xf.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
+    return (torch.clamp(torch.round(xf * (q / g)), -q, q) * (g / q)).to(x.dtype)
+
+
+def relative_error(w: torch.Tensor, bits: float) -> torch.Tensor:
+    """||W - Q(W)|| / ||W|| in fp32 (0 for an all-zero W)."""
+    wf = w.detach().float()
+    return torch.linalg.vector_norm(wf - quantize_weight(wf, bits)) / torch.linalg.vector_norm(wf).clamp_min(EPS)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward returns the quantized tensor exactly; backward passes the gradient to the latent one."""
+
+    @staticmethod
+    def forward(ctx, latent: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+        return quantized
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ARG004
+        return grad, None
+
+
+def ste(latent: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
+    """Straight-through estimator.
+
+    Unlike `latent + (quantized - latent).detach()`, the forward value is `quantized` bit for bit, which
+    is what lets the packed inference layer reproduce the QAT model's outputs exactly.
+    """
+    return _StraightThrough.apply(latent, quantized)
+
+
+def blend(latent: torch.Tensor, quantized: torch.Tensor, lam: float) -> torch.Tensor:
+    """Gradual quantization W + lam * (Q(W) - W), with the straight-through gradient (identity).
+
+    lam = 1 returns Q(W) exactly (not W + (Q(W) - W), which rounds differently in floating point).
+    """
+    if lam >= 1.0:
+        return ste(latent, quantized)
+    mixed = latent.detach() + lam * (quantized - latent.detach())
+    return ste(latent, mixed.to(latent.dtype))

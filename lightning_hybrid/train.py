@@ -1,0 +1,101 @@
+"""The main job: `python -m lightning_hybrid.train` (Hydra; configs in conf/)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig
+
+from lightning_hybrid.export import save_packed
+
+
+def config_dir() -> str:
+    """conf/ as shipped inside the wheel, else the source checkout's top-level conf/."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "conf")
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    quant = cfg.get("quant") or {}
+    if quant.get("_target_"):
+        callbacks.append(instantiate(quant))
+    return callbacks
+
+
+def _bits(callbacks: list[pl.Callback]) -> str:
+    qat = [c for c in callbacks if hasattr(c, "quant_lambda")]
+    return str(qat[0].bits) if qat else "32 (fp32)"
+
+
+def _loss(metrics: dict[str, Any], key: str) -> float | None:
+    return round(float(metrics[key]), 4) if key in metrics else None
+
+
+def train(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
+    """Fit, validate, export; return the summary (also written to summary.json on rank 0)."""
+    output_dir = Path(output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
+    callbacks = build_callbacks(cfg)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
+    trainer.fit(model, datamodule)
+    train_loss = _loss(trainer.callback_metrics, "train_loss")
+    val_loss = _loss(trainer.validate(model, datamodule, verbose=False)[0], "val_loss")
+    summary: dict[str, Any] = {
+        "steps": trainer.global_step,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "bits": _bits(callbacks),
+    }
+    if trainer.is_global_zero:
+        if summary["bits"] != "32 (fp32)":
+            report = save_packed(model, output_dir / "model.packed.safetensors", layout=cfg.export_layout)
+            summary.update(
+                packed_file=report.path,
+                file_bytes=report.file_bytes,
+                compression_vs_fp32=round(report.compression_vs_fp32, 2),
+                compression_vs_bf16=round(report.compression_vs_bf16, 2),
+                quantized_bits_per_weight=round(report.quantized_bits_per_weight, 3),
+            )
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rank_zero_info(format_summary(summary, output_dir))
+    return summary
+
+
+def format_summary(summary: dict[str, Any], output_dir: Path) -> str:
+    lines = [
+        "",
+        "lightning_hybrid run summary",
+        f"  steps            {summary['steps']}",
+        f"  final train loss {summary['train_loss']}",
+        f"  final val loss   {summary['val_loss']}",
+        f"  weight bits      {summary['bits']}",
+    ]
+    if "file_bytes" in summary:
+        lines += [
+            f"  packed export    {summary['packed_file']} ({summary['file_bytes']} bytes, "
+            f"{summary['quantized_bits_per_weight']} bits per quantized weight)",
+            f"  compression      {summary['compression_vs_fp32']}x vs fp32, {summary['compression_vs_bf16']}x vs bf16 (whole model)",
+        ]
+    lines.append(f"  run directory    {output_dir} (CSV metrics in csv/metrics.csv)")
+    return "\n".join(lines)
+
+
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    train(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()
