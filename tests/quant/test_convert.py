@@ -1,0 +1,143 @@
+import pytest
+import torch
+from torch import nn
+
+from helpers.models import NestedClassifier
+from lightning_hybrid.models import GPT, GPTConfig
+from lightning_hybrid.quant import BitLinear, bit_linears, convert
+
+
+def test_from_linear_shares_parameters_and_keeps_training_mode():
+    lin = nn.Linear(5, 3)
+    lin.eval()
+    layer = BitLinear.from_linear(lin, bits=1)
+    assert layer.weight is lin.weight and layer.bias is lin.bias
+    assert not layer.training and layer.bits == 1
+    assert BitLinear.from_linear(nn.Linear(5, 3, bias=False)).bias is None
+
+
+def test_from_linear_rejects_other_modules():
+    with pytest.raises(TypeError, match="`linear` must be an nn.Linear, got Conv1d"):
+        BitLinear.from_linear(nn.Conv1d(2, 2, 1))
+
+
+@pytest.mark.parametrize("bad", [1, 17, 8.0, True])
+def test_act_bits_out_of_range_is_a_value_error(bad):
+    with pytest.raises(ValueError, match=r"`act_bits` must be an integer in \[2, 16\] or None"):
+        BitLinear(4, 4, act_bits=bad)
+
+
+def test_bitlinear_forward_matches_reference_maths():
+    torch.manual_seed(0)
+    layer = BitLinear(7, 5)
+    x = torch.randn(3, 2, 7)
+    s = layer.weight.abs().mean()
+    w_q = (layer.weight / s).round().clamp(-1, 1) * s
+    g = x.abs().amax(-1, keepdim=True)
+    x_q = (x * 127 / g).round().clamp(-127, 127) * g / 127
+    torch.testing.assert_close(layer(x), x_q @ w_q.T + layer.bias, rtol=1e-6, atol=1e-6)
+
+
+def test_bitlinear_act_bits_none_leaves_input_alone():
+    torch.manual_seed(0)
+    layer = BitLinear(7, 5, act_bits=None)
+    x = torch.randn(4, 7)
+    from lightning_hybrid.quant.reference import quantize_weight
+
+    torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, quantize_weight(layer.weight, 1.58), layer.bias))
+
+
+def test_convert_nested_module_default_rule_and_honest_count():
+    model = NestedClassifier()
+    report = convert(model)
+    # 2 encoders x 3 linears converted; the classifier head is kept; the embedding is no Linear.
+    assert report.total == 7
+    assert sorted(report.converted) == sorted(
+        f"backbone.{i}.{n}" for i in range(2) for n in ("layers.0", "layers.2", "gate.proj")
+    )
+    assert report.skipped == {"classifier": "output head (default exclude rule)"}
+    assert str(report) == "converted 6 of 7 linear layers, skipped 1"
+    assert isinstance(model.backbone[1].gate["proj"], BitLinear)
+    assert type(model.classifier) is nn.Linear
+
+
+def test_convert_keeps_optimizer_parameters_valid():
+    model = NestedClassifier()
+    before = {n: p for n, p in model.named_parameters()}
+    convert(model)
+    after = dict(model.named_parameters())
+    assert before.keys() == after.keys()
+    assert all(before[n] is after[n] for n in before)
+
+
+def test_convert_is_idempotent():
+    model = NestedClassifier()
+    convert(model)
+    again = convert(model)
+    assert again.converted == [] and len(again.already) == 6
+    assert str(again) == "converted 0 of 7 linear layers, skipped 1 (6 already quantized)"
+
+
+def test_include_exclude_patterns():
+    model = NestedClassifier()
+    report = convert(model, include="backbone.0.*", exclude=["*.gate.*"])
+    assert sorted(report.converted) == ["backbone.0.layers.0", "backbone.0.layers.2"]
+    assert report.skipped["backbone.0.gate.proj"] == "matched by exclude"
+    assert report.skipped["backbone.1.layers.0"] == "not matched by include"
+    # An explicit exclude replaces the default rule: the head is converted too.
+    model = NestedClassifier()
+    assert "classifier" in convert(model, exclude=[]).converted
+
+
+def test_pattern_that_matches_nothing_warns():
+    with pytest.warns(UserWarning, match="`exclude` pattern 'decoder.*' matches no nn.Linear layer"):
+        convert(NestedClassifier(), exclude=["decoder.*"])
+
+
+def test_filter_fn_sees_module_and_name():
+    seen = []
+    report = convert(NestedClassifier(), filter_fn=lambda m, n: seen.append((type(m), n)) or m.in_features == 16)
+    assert all(t is nn.Linear for t, _ in seen)
+    assert "backbone.0.layers.2" not in report.converted  # in_features 32
+    assert report.skipped["backbone.0.layers.2"] == "rejected by filter_fn"
+
+
+def test_tied_head_counts_as_embedding():
+    model = GPT(GPTConfig(vocab_size=11, n_layer=1, n_embd=8, n_head=2, block_size=4))
+    model.add_module("extra", nn.Linear(8, 11, bias=False))
+    model.extra.weight = model.tok_emb.weight
+    report = convert(model)
+    assert report.skipped["extra"] == "weight tied to an nn.Embedding (default exclude rule)"
+    assert report.skipped["lm_head"] == "output head (default exclude rule)"
+
+
+def test_multihead_attention_out_proj_is_skipped_with_reason():
+    model = nn.Sequential(nn.MultiheadAttention(8, 2), nn.Linear(8, 8))
+    report = convert(model)
+    assert report.converted == ["1"]
+    assert "nn.MultiheadAttention" in report.skipped["0.out_proj"]
+
+
+def test_model_without_linear_is_an_error():
+    with pytest.raises(ValueError, match="Sequential has no nn.Linear layer: there is nothing to quantize"):
+        convert(nn.Sequential(nn.Conv1d(2, 2, 1), nn.ReLU()))
+
+
+def test_everything_filtered_out_is_an_error():
+    with pytest.raises(ValueError, match=r"No nn.Linear layer of NestedClassifier was selected.*include='nothing\*'"):
+        with pytest.warns(UserWarning):
+            convert(NestedClassifier(), include="nothing*")
+
+
+def test_bad_pattern_type_is_an_error():
+    with pytest.raises(ValueError, match="`include` must be a pattern string or a list of them, got"):
+        convert(NestedClassifier(), include=[3])
+
+
+def test_bf16_weights_convert_and_run():
+    model = NestedClassifier().to(torch.bfloat16)
+    convert(model)
+    out = model(torch.randn(4, 16, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    out.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.bfloat16 for p in bit_linears(model)["backbone.0.layers.0"].parameters())
