@@ -9,9 +9,10 @@ SHAKESPEARE = Path(os.environ.get("LH_TINYSHAKESPEARE", REPO.parent / "shared/da
 
 
 @pytest.fixture(autouse=True)
-def _two_threads():
-    # CI has 2 cores; more threads only add contention (and nondeterminism in timing-free tests).
-    torch.set_num_threads(2)
+def _one_thread():
+    # Tiny test models gain nothing from threads, and on a busy 2-core machine OpenMP spinning makes
+    # them many times slower (measured: a 100-step test took 33 s with 2 threads and 0.8 s with 1 while a benchmark ran).
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ class TernaryQAT(pl.Callback):
         self.bits = ref.check_bits(bits)
         self.include, self.exclude = include, exclude
         self.warmup_steps = _check_non_negative_int(warmup_steps, "warmup_steps")
-        self.act_bits = act_bits
+        self.act_bits = ref.check_act_bits(act_bits)
         if log_every_n_steps is not None and not _check_non_negative_int(log_every_n_steps, "log_every_n_steps"):
             raise ValueError("`log_every_n_steps` must be positive or None, got 0.")
         self.log_every_n_steps = log_every_n_steps

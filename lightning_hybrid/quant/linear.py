@@ -9,12 +9,6 @@ from torch import nn
 from lightning_hybrid.quant import reference as ref
 
 
-def _check_act_bits(act_bits: int | None) -> int | None:
-    if act_bits is not None and (isinstance(act_bits, bool) or not isinstance(act_bits, int) or not 2 <= act_bits <= 16):
-        raise ValueError(f"`act_bits` must be an integer in [2, 16] or None (no activation quantization), got {act_bits!r}.")
-    return act_bits
-
-
 class BitLinear(nn.Linear):
     """Quantization-aware nn.Linear (BitNet b1.58 / BitNet; maths in `quant/reference.py`).
 
@@ -37,7 +31,7 @@ class BitLinear(nn.Linear):
     ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.bits = ref.check_bits(bits)
-        self.act_bits = _check_act_bits(act_bits)
+        self.act_bits = ref.check_act_bits(act_bits)
         # A plain float, not a buffer: the model's state_dict keys stay those of the nn.Linear model, and
         # TernaryQAT keeps lam in its own checkpoint state.
         self.quant_lambda = 1.0

@@ -36,6 +36,13 @@ def check_bits(bits: float, name: str = "bits") -> float:
     return 1 if bits == 1 else 1.58
 
 
+def check_act_bits(act_bits: int | None) -> int | None:
+    """Return `act_bits` (an int in [2, 16] or None), or raise a ValueError that names the argument."""
+    if act_bits is not None and (isinstance(act_bits, bool) or not isinstance(act_bits, int) or not 2 <= act_bits <= 16):
+        raise ValueError(f"`act_bits` must be an integer in [2, 16] or None (no activation quantization), got {act_bits!r}.")
+    return act_bits
+
+
 def weight_scale(w: torch.Tensor) -> torch.Tensor:
     """Per-tensor absmean scale mean|W| in fp32, guarded away from zero (a 0-d tensor)."""
     return w.detach().float().abs().mean().clamp_min(EPS)
