@@ -1,0 +1,93 @@
+"""Every config group composes, and its node instantiates into the object it names."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from lightning_hybrid import TernaryQAT
+from lightning_hybrid.data import TextDataModule
+from lightning_hybrid.models import LanguageModel
+from lightning_hybrid.train import build_callbacks, config_dir
+
+CONF = Path(config_dir())
+TEXT = str(Path(__file__))  # any text file will do for data.path
+
+
+def _compose(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def _options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_config_dir_is_the_top_level_conf_in_a_checkout():
+    assert (CONF / "train.yaml").is_file()
+
+
+def test_groups_listed_in_the_defaults_exist():
+    assert {"model", "data", "quant", "trainer", "callbacks", "experiment"} <= {p.name for p in CONF.iterdir() if p.is_dir()}
+
+
+@pytest.mark.parametrize("option", _options("model"))
+def test_model_group(option):
+    cfg = _compose(f"model={option}")
+    assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
+
+
+@pytest.mark.parametrize("option", _options("data"))
+def test_data_group(option):
+    cfg = _compose(f"data={option}", f"data.path={TEXT}")
+    dm = instantiate(cfg.data)
+    assert isinstance(dm, TextDataModule) and dm.vocab_size > 1
+
+
+def test_default_data_is_the_stdlib_source():
+    cfg = _compose()
+    assert cfg.data.path is None and cfg.data.tokenizer == "byte"
+
+
+@pytest.mark.parametrize("option", _options("quant"))
+def test_quant_group(option):
+    cfg = _compose(f"quant={option}")
+    callbacks = [c for c in build_callbacks(cfg) if isinstance(c, TernaryQAT)]
+    expected = {"ternary": [1.58], "binary": [1], "fp32": []}[option]
+    assert [c.bits for c in callbacks] == expected
+
+
+@pytest.mark.parametrize("option", _options("trainer"))
+def test_trainer_group(option):
+    cfg = _compose(f"trainer={option}")
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        cfg.trainer.accelerator = "cpu"  # the rest of the gpu config must still be valid Trainer arguments
+        cfg.trainer.precision = "bf16-mixed"
+    trainer = instantiate(cfg.trainer, logger=False)
+    assert isinstance(trainer, pl.Trainer) and trainer.max_steps == cfg.trainer.max_steps
+
+
+@pytest.mark.parametrize("option", _options("callbacks"))
+def test_callbacks_group(option):
+    cfg = _compose(f"callbacks={option}", "quant=fp32")
+    callbacks = build_callbacks(cfg)
+    assert all(isinstance(c, pl.Callback) for c in callbacks)
+    assert len(callbacks) == len([c for c in (cfg.callbacks or {}).values() if c is not None])
+
+
+@pytest.mark.parametrize("option", _options("experiment"))
+def test_experiment_group(option):
+    cfg = _compose(f"experiment={option}", f"data.path={TEXT}")
+    assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
+    assert isinstance(instantiate(cfg.data), TextDataModule)
+    assert isinstance(instantiate(cfg.trainer, logger=False), pl.Trainer)
+
+
+def test_nanogpt_experiment_is_the_nanogpt_cpu_configuration():
+    cfg = _compose("experiment=nanogpt_cpu", f"data.path={TEXT}")
+    m, d, t = cfg.model, cfg.data, cfg.trainer
+    assert (m.n_layer, m.n_head, m.n_embd, d.block_size, d.batch_size, t.max_steps) == (4, 4, 128, 64, 12, 2000)
+    assert d.tokenizer == "char" and m.decay_steps == 2000
