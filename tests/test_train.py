@@ -72,7 +72,9 @@ def test_main_job_missing_data_path_names_it(tmp_path):
 def test_wheel_ships_the_configs_and_runs_the_main_job_when_installed(tmp_path):
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(REPO)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next((tmp_path / "dist").glob("lightning_hybrid-*.whl"))
@@ -80,13 +82,24 @@ def test_wheel_ships_the_configs_and_runs_the_main_job_when_installed(tmp_path):
     for conf in (REPO / "conf").rglob("*.yaml"):
         assert f"lightning_hybrid/conf/{conf.relative_to(REPO / 'conf')}" in names
     site = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)], capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     # Run from an unrelated directory with only the installed copy importable.
     env = {**os.environ, "PYTHONPATH": str(site)}
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     _train(tmp_path / "run", cwd=elsewhere, env=env)
-    probe = subprocess.run([sys.executable, "-c", "import lightning_hybrid.train as t; print(t.config_dir())"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import lightning_hybrid.train as t; print(t.config_dir())"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() == str(site / "lightning_hybrid" / "conf")
     assert (tmp_path / "run" / "model.packed.safetensors").exists()

@@ -12,8 +12,15 @@ from lightning_hybrid.quant import BitLinear, bit_linears
 def _trainer(tmp_path, callbacks, max_steps=6, **kw):
     kw.setdefault("logger", False)
     return pl.Trainer(
-        accelerator="cpu", max_steps=max_steps, callbacks=callbacks, enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0, **kw,
+        accelerator="cpu",
+        max_steps=max_steps,
+        callbacks=callbacks,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+        **kw,
     )
 
 
@@ -75,7 +82,9 @@ def test_warmup_lambda_ramps_and_is_logged(tmp_path):
 
     qat = TernaryQAT(warmup_steps=4, log_every_n_steps=1)
     logger = CSVLogger(tmp_path, name="csv", version="")
-    _trainer(tmp_path, [qat, Spy()], max_steps=6, logger=logger, log_every_n_steps=1).fit(NestedClassifier(), classification_loader())
+    _trainer(tmp_path, [qat, Spy()], max_steps=6, logger=logger, log_every_n_steps=1).fit(
+        NestedClassifier(), classification_loader()
+    )
     assert seen == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
     text = (tmp_path / "csv" / "metrics.csv").read_text()
     assert "quant/lambda" in text and "quant_error/mean" in text and "quant_error/backbone.0.gate.proj" in text

@@ -124,9 +124,9 @@ def test_model_without_linear_is_an_error():
 
 
 def test_everything_filtered_out_is_an_error():
-    with pytest.raises(ValueError, match=r"No nn.Linear layer of NestedClassifier was selected.*include='nothing\*'"):
-        with pytest.warns(UserWarning):
-            convert(NestedClassifier(), include="nothing*")
+    selected_none = r"No nn.Linear layer of NestedClassifier was selected.*include='nothing\*'"
+    with pytest.raises(ValueError, match=selected_none), pytest.warns(UserWarning, match="matches no nn.Linear"):
+        convert(NestedClassifier(), include="nothing*")
 
 
 def test_bad_pattern_type_is_an_error():
@@ -140,4 +140,6 @@ def test_bf16_weights_convert_and_run():
     out = model(torch.randn(4, 16, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     out.float().sum().backward()
-    assert all(p.grad is not None and p.grad.dtype == torch.bfloat16 for p in bit_linears(model)["backbone.0.layers.0"].parameters())
+    assert all(
+        p.grad is not None and p.grad.dtype == torch.bfloat16 for p in bit_linears(model)["backbone.0.layers.0"].parameters()
+    )

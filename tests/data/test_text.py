@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from lightning_hybrid.data import TextDataModule, read_bytes, stdlib_dir
+
+
+def test_default_corpus_is_the_stdlib_source():
+    raw = read_bytes(max_bytes=50_000)
+    assert len(raw) == 50_000
+    first = sorted(p for p in stdlib_dir().rglob("*.py") if "site-packages" not in p.parts)[0]
+    assert raw.startswith(first.read_bytes()[:1000])
+
+
+def test_byte_windows_are_shifted_targets(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_bytes(bytes(range(200)) * 5)
+    dm = TextDataModule(path=text, block_size=8, batch_size=4, val_windows=10)
+    dm.setup()
+    x, y = dm.train_set[3]
+    assert x.tolist() == list(range(3, 11)) and y.tolist() == list(range(4, 12))
+    assert dm.vocab_size == 256 and len(dm.train_set) == 900 - 8
+    xb, yb = next(iter(dm.train_dataloader()))
+    assert xb.shape == yb.shape == (4, 8)
+
+
+def test_char_tokenizer_uses_the_sorted_alphabet(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("abcab" * 100)
+    dm = TextDataModule(path=text, tokenizer="char", block_size=4, val_windows=5)
+    dm.setup()
+    assert dm.vocab_size == 3
+    assert dm.train_set[0][0].tolist() == [0, 1, 2, 0]
+
+
+def test_validation_windows_are_fixed_and_cover_the_held_out_text(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_bytes(bytes(range(256)) * 40)
+    a, b = TextDataModule(path=text, block_size=16, val_windows=7), TextDataModule(path=text, block_size=16, val_windows=7)
+    a.setup()
+    b.setup()
+    assert len(a.val_set) == 7
+    assert torch.equal(a.val_set.starts, b.val_set.starts)
+    assert a.val_set.starts[0] == 0 and a.val_set.starts[-1] == len(a.val_set.tokens) - 17
+
+
+def test_directory_of_files(tmp_path):
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text(f"file {i} " * 50)
+    assert read_bytes(tmp_path).count(b"file") == 150
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"tokenizer": "bpe"}, r"`tokenizer` must be one of \('byte', 'char'\), got 'bpe'"),
+        ({"val_fraction": 1.0}, r"`val_fraction` must be in \(0, 1\), got 1.0"),
+        ({"block_size": 0}, "`block_size` must be a positive integer, got 0"),
+        ({"batch_size": 2.5}, "`batch_size` must be a positive integer, got 2.5"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TextDataModule(**kwargs)
+
+
+def test_missing_empty_and_short_corpora(tmp_path):
+    with pytest.raises(FileNotFoundError, match="`path` '.*nope' does not exist"):
+        read_bytes(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no text"):
+        read_bytes(tmp_path / "empty")
+    with pytest.raises(ValueError, match="`max_bytes` must be a positive integer or None, got 0"):
+        read_bytes(max_bytes=0)
+    short = tmp_path / "short.txt"
+    short.write_text("tiny text")
+    with pytest.raises(ValueError, match="too short for block_size=64"):
+        TextDataModule(path=short).setup()
