@@ -13,10 +13,8 @@ from lightning_hybrid.quant.convert import ConversionReport, bit_linears, conver
 from lightning_hybrid.quant.metrics import QuantizationError
 
 
-def _check_non_negative_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
-    return value
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 class TernaryQAT(pl.Callback):
@@ -47,10 +45,12 @@ class TernaryQAT(pl.Callback):
     ) -> None:
         self.bits = ref.check_bits(bits)
         self.include, self.exclude = include, exclude
-        self.warmup_steps = _check_non_negative_int(warmup_steps, "warmup_steps")
+        if not _is_int(warmup_steps, minimum=0):
+            raise ValueError(f"`warmup_steps` must be a non-negative integer, got {warmup_steps!r}.")
+        self.warmup_steps = warmup_steps
         self.act_bits = ref.check_act_bits(act_bits)
-        if log_every_n_steps is not None and not _check_non_negative_int(log_every_n_steps, "log_every_n_steps"):
-            raise ValueError("`log_every_n_steps` must be positive or None, got 0.")
+        if log_every_n_steps is not None and not _is_int(log_every_n_steps, minimum=1):
+            raise ValueError(f"`log_every_n_steps` must be a positive integer or None, got {log_every_n_steps!r}.")
         self.log_every_n_steps = log_every_n_steps
         self.quant_lambda = warmup_lambda(0, self.warmup_steps)
         self.report: ConversionReport | None = None
@@ -81,6 +81,8 @@ class TernaryQAT(pl.Callback):
 
     def quantization_error(self) -> dict:
         """Current ||W - Q(W)|| / ||W|| per quantized layer and its mean."""
+        if self._metric is None:
+            raise RuntimeError("TernaryQAT.quantization_error() needs the converted model: call it after the Trainer's setup.")
         self._metric.reset()
         self._metric.update(self._layers)
         return self._metric.compute()

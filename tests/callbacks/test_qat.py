@@ -53,7 +53,7 @@ def test_quantized_training_reduces_loss(tmp_path):
         ({"warmup_steps": -1}, "`warmup_steps` must be a non-negative integer, got -1"),
         ({"warmup_steps": 2.5}, "`warmup_steps` must be a non-negative integer, got 2.5"),
         ({"act_bits": 1}, r"`act_bits` must be an integer in \[2, 16\] or None"),
-        ({"log_every_n_steps": 0}, "`log_every_n_steps` must be positive or None, got 0"),
+        ({"log_every_n_steps": 0}, "`log_every_n_steps` must be a positive integer or None, got 0"),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -133,6 +133,11 @@ def test_lambda_resumes_from_checkpoint_like_an_uninterrupted_run(tmp_path):
     assert resumed_qat.quant_lambda == full_qat.quant_lambda == pytest.approx(7 / 8)
     for (name, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)  # CPU: identical to uninterrupted
+
+
+def test_quantization_error_before_setup_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="needs the converted model: call it after the Trainer's setup"):
+        TernaryQAT().quantization_error()
 
 
 def test_resume_with_other_bits_is_refused():
