@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
+from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.export import save_packed
 
 
@@ -32,9 +33,15 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return callbacks
 
 
-def _bits(callbacks: list[pl.Callback]) -> str:
-    qat = [c for c in callbacks if hasattr(c, "quant_lambda")]
-    return str(qat[0].bits) if qat else "32 (fp32)"
+def _export_summary(model: pl.LightningModule, path: Path, layout: str) -> dict[str, Any]:
+    report = save_packed(model, path, layout=layout)
+    return {
+        "packed_file": report.path,
+        "file_bytes": report.file_bytes,
+        "compression_vs_fp32": round(report.compression_vs_fp32, 2),
+        "compression_vs_bf16": round(report.compression_vs_bf16, 2),
+        "quantized_bits_per_weight": round(report.quantized_bits_per_weight, 3),
+    }
 
 
 def _loss(metrics: dict[str, Any], key: str) -> float | None:
@@ -52,22 +59,12 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     trainer.fit(model, datamodule)
     train_loss = _loss(trainer.callback_metrics, "train_loss")
     val_loss = _loss(trainer.validate(model, datamodule, verbose=False)[0], "val_loss")
-    summary: dict[str, Any] = {
-        "steps": trainer.global_step,
-        "train_loss": train_loss,
-        "val_loss": val_loss,
-        "bits": _bits(callbacks),
-    }
+    qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
+    bits = str(qat.bits) if qat else "32 (fp32)"
+    summary: dict[str, Any] = {"steps": trainer.global_step, "train_loss": train_loss, "val_loss": val_loss, "bits": bits}
     if trainer.is_global_zero:
-        if summary["bits"] != "32 (fp32)":
-            report = save_packed(model, output_dir / "model.packed.safetensors", layout=cfg.export_layout)
-            summary.update(
-                packed_file=report.path,
-                file_bytes=report.file_bytes,
-                compression_vs_fp32=round(report.compression_vs_fp32, 2),
-                compression_vs_bf16=round(report.compression_vs_bf16, 2),
-                quantized_bits_per_weight=round(report.quantized_bits_per_weight, 3),
-            )
+        if qat:
+            summary.update(_export_summary(model, output_dir / "model.packed.safetensors", cfg.export_layout))
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     rank_zero_info(format_summary(summary, output_dir))
     return summary

@@ -1,11 +1,5 @@
-import os
-from pathlib import Path
-
 import pytest
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-SHAKESPEARE = Path(os.environ.get("LH_TINYSHAKESPEARE", REPO.parent / "shared/data/tinyshakespeare.txt"))
 
 
 @pytest.fixture(autouse=True)
@@ -13,10 +7,3 @@ def _one_thread():
     # Tiny test models gain nothing from threads, and on a busy 2-core machine OpenMP spinning makes
     # them many times slower (measured: a 100-step test took 33 s with 2 threads and 0.8 s with 1 while a benchmark ran).
     torch.set_num_threads(1)
-
-
-@pytest.fixture
-def shakespeare() -> Path:
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"tinyshakespeare not found at {SHAKESPEARE} (set LH_TINYSHAKESPEARE)")
-    return SHAKESPEARE
