@@ -25,7 +25,7 @@ from torch import nn
 
 from lightning_hybrid.quant import pack as packing
 from lightning_hybrid.quant import reference as ref
-from lightning_hybrid.quant.convert import bit_linears
+from lightning_hybrid.quant.convert import bit_linears, replace_submodule
 from lightning_hybrid.quant.inference import PackedBitLinear
 
 FORMAT = "lightning_hybrid.packed"
@@ -231,8 +231,7 @@ def _install_layer(model: nn.Module, name: str, spec: dict, tensors: dict, path)
     ).to(old.weight.device)
     new.weight_packed.copy_(tensors[f"{name}.weight_packed"])
     new.weight_scale.copy_(tensors[f"{name}.weight_scale"])
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, new)
+    replace_submodule(model, name, new)
 
 
 def load_packed(model: nn.Module, path: str | os.PathLike) -> nn.Module:

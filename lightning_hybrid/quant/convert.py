@@ -15,7 +15,10 @@ from lightning_hybrid.quant.linear import BitLinear
 # part of its fully qualified name) is one of these. BitNet b1.58 keeps the embedding and the head in
 # high precision too. A Linear that shares its weight with an nn.Embedding (a tied head) counts as the
 # embedding and is excluded as well.
-DEFAULT_HEAD_NAMES = ("lm_head", "head", "heads", "classifier", "cls", "score", "output", "output_layer", "fc_out", "logits")
+DEFAULT_HEAD_NAMES = (
+    "lm_head", "head", "heads", "classifier", "cls", "score", "output", "output_layer", "fc_out", "logits",
+    "decoder",  # the vocabulary projection in BERT's MLM head and PyTorch's word-language-model examples
+)  # fmt: skip
 
 FilterFn = Callable[[nn.Module, str], bool]
 
@@ -88,9 +91,17 @@ def _warn_unmatched(patterns: list[str] | None, names: list[str], arg: str) -> N
             warnings.warn(f"`{arg}` pattern {pattern!r} matches no nn.Linear layer.", UserWarning, stacklevel=3)
 
 
-def _set_submodule(model: nn.Module, fqn: str, new: nn.Module) -> None:
+def replace_submodule(model: nn.Module, fqn: str, new: nn.Module) -> None:
+    """Put `new` at `fqn`, keeping any fused fast path from bypassing its forward."""
     parent_name, _, child = fqn.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+    if isinstance(parent, nn.TransformerEncoderLayer):
+        # In eval under no_grad, nn.TransformerEncoderLayer runs a fused kernel that reads linear1.weight
+        # and linear2.weight directly, so a quantized layer there would silently compute in full
+        # precision. The flag is consulted only by that fast path; the regular path still applies
+        # `parent.activation`, so this changes nothing else.
+        parent.activation_relu_or_gelu = 0
 
 
 def convert(
@@ -126,7 +137,7 @@ def convert(
         if reason:
             report.skipped[fqn] = reason
             continue
-        _set_submodule(model, fqn, BitLinear.from_linear(module, bits=bits, act_bits=act_bits))
+        replace_submodule(model, fqn, BitLinear.from_linear(module, bits=bits, act_bits=act_bits))
         report.converted.append(fqn)
     if not report.converted and not report.already:
         raise ValueError(

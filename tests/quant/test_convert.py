@@ -143,3 +143,16 @@ def test_bf16_weights_convert_and_run():
     assert all(
         p.grad is not None and p.grad.dtype == torch.bfloat16 for p in bit_linears(model)["backbone.0.layers.0"].parameters()
     )
+
+
+def test_transformer_encoder_fast_path_cannot_bypass_quantized_layers():
+    # nn.TransformerEncoderLayer's fused eval path reads linear1/linear2 weights directly; after
+    # conversion the layer must compute with the quantized weights. Oracle: the same layer in
+    # training mode (dropout 0), which never takes the fused path.
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+    convert(layer, exclude=[])
+    x = torch.randn(3, 5, 16)
+    reference = layer.train()(x).detach()
+    with torch.no_grad():
+        torch.testing.assert_close(layer.eval()(x), reference, rtol=1e-5, atol=1e-5)
