@@ -119,6 +119,10 @@ def convert(
     precision); `exclude=[]` converts those too. Idempotent: layers that are already BitLinear are
     counted and left alone. Raises ValueError when the model has no nn.Linear, or when every layer
     is filtered out.
+
+    Quantization happens in BitLinear.forward, so code that reads a layer's `.weight` itself instead of
+    calling the layer bypasses it. The two such users in torch.nn are handled: nn.MultiheadAttention's
+    out_proj is skipped (and reported), nn.TransformerEncoderLayer's fused eval path is switched off.
     """
     include_p, exclude_p = _as_patterns(include, "include"), _as_patterns(exclude, "exclude")
     linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
