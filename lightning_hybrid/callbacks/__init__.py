@@ -1,5 +1,6 @@
 """Thin Lightning adapters over quant/ and control/."""
 
 from lightning_hybrid.callbacks.qat import TernaryQAT
+from lightning_hybrid.callbacks.schedulefree import ScheduleFreeMode
 
-__all__ = ["TernaryQAT"]
+__all__ = ["ScheduleFreeMode", "TernaryQAT"]

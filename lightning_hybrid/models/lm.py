@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import math
-
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 
 from lightning_hybrid.models.gpt import GPT, GPTConfig
-
-
-def warmup_cosine(step: int, warmup_steps: int, decay_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up to 1, cosine decay to `min_ratio` at `decay_steps`, flat after."""
-    if step < warmup_steps:
-        return (step + 1) / (warmup_steps + 1)
-    if step >= decay_steps:
-        return min_ratio
-    progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)
-    return min_ratio + 0.5 * (1.0 - min_ratio) * (1.0 + math.cos(math.pi * progress))
+from lightning_hybrid.optim import OPTIMIZERS, SCHEDULES, check_choice, make_optimizer, warmup_constant, warmup_cosine
 
 
 class LanguageModel(pl.LightningModule):
     """Next-token language model. Defaults follow nanoGPT's shakespeare_char recipe (AdamW, betas
-    (0.9, 0.99), weight decay 0.1 on matrices, 100 warm-up steps, cosine to lr / 10)."""
+    (0.9, 0.99), weight decay 0.1 on matrices, 100 warm-up steps, cosine to lr / 10).
+
+    `optimizer` is one of lightning_hybrid.optim.OPTIMIZERS; `schedule` "cosine" (linear warm-up, cosine
+    decay) or "constant" (linear warm-up, then flat; schedule-free AdamW warms up by itself and gets
+    no scheduler at all).
+    """
 
     def __init__(
         self,
@@ -39,10 +33,14 @@ class LanguageModel(pl.LightningModule):
         warmup_steps: int = 100,
         decay_steps: int = 2000,
         min_lr_ratio: float = 0.1,
+        optimizer: str = "adamw",
+        schedule: str = "cosine",
     ) -> None:
         super().__init__()
         if not lr > 0:
             raise ValueError(f"`lr` must be positive, got {lr!r}.")
+        check_choice(optimizer, OPTIMIZERS, "optimizer")
+        check_choice(schedule, SCHEDULES, "schedule")
         self.save_hyperparameters()
         self.model = GPT(GPTConfig(vocab_size, block_size, n_layer, n_head, n_embd, dropout))
 
@@ -67,8 +65,12 @@ class LanguageModel(pl.LightningModule):
         decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
         no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
         groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: warmup_cosine(s, hp.warmup_steps, hp.decay_steps, hp.min_lr_ratio)
-        )
+        optimizer = make_optimizer(hp.optimizer, groups, hp.lr, tuple(hp.betas), hp.warmup_steps)
+        if hp.optimizer == "schedulefree_adamw":
+            return optimizer
+        if hp.schedule == "cosine":
+            multiplier = lambda s: warmup_cosine(s, hp.warmup_steps, hp.decay_steps, hp.min_lr_ratio)  # noqa: E731
+        else:
+            multiplier = lambda s: warmup_constant(s, hp.warmup_steps)  # noqa: E731
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
