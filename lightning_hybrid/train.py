@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,16 @@ def _loss(metrics: dict[str, Any], key: str) -> float | None:
     return round(float(metrics[key]), 4) if key in metrics else None
 
 
-def train(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
-    """Fit, validate, export; return the summary (also written to summary.json on rank 0)."""
+def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
+    """Fit, validate, export; return the summary (also written to summary.json on rank 0).
+
+    `extra_callbacks` join the configured ones (the benchmark harness passes its recorder here).
+    """
     output_dir = Path(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
-    callbacks = build_callbacks(cfg)
+    callbacks = build_callbacks(cfg) + list(extra_callbacks)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
     trainer.fit(model, datamodule)
     train_loss = _loss(trainer.callback_metrics, "train_loss")
@@ -62,6 +66,8 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
     bits = str(qat.bits) if qat else "32 (fp32)"
     summary: dict[str, Any] = {"steps": trainer.global_step, "train_loss": train_loss, "val_loss": val_loss, "bits": bits}
+    if qat:
+        summary["quant_error_mean"] = round(float(qat.quantization_error()["mean"]), 4)
     if trainer.is_global_zero:
         if qat:
             summary.update(_export_summary(model, output_dir / "model.packed.safetensors", cfg.export_layout))
@@ -79,6 +85,8 @@ def format_summary(summary: dict[str, Any], output_dir: Path) -> str:
         f"  final val loss   {summary['val_loss']}",
         f"  weight bits      {summary['bits']}",
     ]
+    if "quant_error_mean" in summary:
+        lines.append(f"  quant. error     {summary['quant_error_mean']} (mean ||W - Q(W)|| / ||W|| over quantized layers)")
     if "file_bytes" in summary:
         lines += [
             f"  packed export    {summary['packed_file']} ({summary['file_bytes']} bytes, "

@@ -91,3 +91,32 @@ def test_nanogpt_experiment_is_the_nanogpt_cpu_configuration():
     m, d, t = cfg.model, cfg.data, cfg.trainer
     assert (m.n_layer, m.n_head, m.n_embd, d.block_size, d.batch_size, t.max_steps) == (4, 4, 128, 64, 12, 2000)
     assert d.tokenizer == "char" and m.decay_steps == 2000
+
+
+@pytest.mark.parametrize("option", _options("optimizer"))
+def test_optimizer_group(option):
+    cfg = _compose(f"optimizer={option}")
+    model = instantiate(cfg.model, vocab_size=256)
+    assert (
+        model.hparams.optimizer
+        == {"adamw_cosine": "adamw", "schedulefree_adamw": "schedulefree_adamw", "prodigy": "prodigy"}[option]
+    )
+    optimizer = model.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    assert isinstance(optimizer, torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("option", _options("benchmark"))
+def test_benchmark_group_expands_to_runs(option):
+    from lightning_hybrid.bench import grid
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("bench", overrides=[f"benchmark={option}", f"text_paths.shakespeare={TEXT}"])
+    runs = grid(cfg)
+    assert runs and all(r.overrides for r in runs)
+    expected = {"quick": 10, "full": 4 * 3 * 2 + 3 + 4 * 3}[option]  # full: ternary sweeps + prodigy + fp32 reference
+    assert len(runs) == expected
+    for run in runs[:3]:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            composed = compose("train", overrides=list(run.overrides))
+        assert composed.model.lr == run.lr and composed.seed == run.seed

@@ -1,0 +1,75 @@
+"""RunRecorder: per-step loss, LR, step time and memory, and the validation curve, of one run."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the run stops and is recorded as failed."""
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+class RunRecorder(pl.Callback):
+    """Records every `log_every` steps the training loss, the first group's LR and the memory in use
+    (CUDA peak allocated on GPU; the process's resident set on CPU, sampled at those steps), the wall
+    time of every training step, and the val loss at every validation. Stops the run on a non-finite
+    loss."""
+
+    def __init__(self, log_every: int = 10) -> None:
+        self.log_every = log_every
+        self.curve: list[tuple[int, float, float]] = []  # (step, train loss, lr)
+        self.val: list[tuple[int, float]] = []
+        self.step_times: list[float] = []
+        self.peak_mem_mb = 0.0
+        self._t0 = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if torch.cuda.is_available() and pl_module.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(pl_module.device)
+
+    def on_train_batch_start(self, *args: Any) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
+        self.step_times.append(time.perf_counter() - self._t0)
+        loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(f"non-finite training loss ({loss}) at step {trainer.global_step}")
+        if trainer.global_step % self.log_every == 0:
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            self.curve.append((trainer.global_step, loss, float(lr)))
+            self.peak_mem_mb = max(self.peak_mem_mb, self._memory_mb(pl_module))
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit" or "val_loss" not in trainer.callback_metrics:
+            return
+        self.val.append((trainer.global_step, float(trainer.callback_metrics["val_loss"])))
+
+    @staticmethod
+    def _memory_mb(pl_module: pl.LightningModule) -> float:
+        if pl_module.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(pl_module.device) / 2**20
+        return _rss_mb()
+
+    def as_dict(self) -> dict[str, Any]:
+        steady = sorted(self.step_times[10:] or self.step_times)  # the first steps include warm-up work
+        return {
+            "curve": self.curve,
+            "val": self.val,
+            "median_step_s": steady[len(steady) // 2] if steady else None,
+            "peak_mem_mb": round(self.peak_mem_mb, 1),
+        }
