@@ -2,7 +2,8 @@
 
 Runs a grid of (workload x method x base LR x seed) through the main job's own `train`, one
 result.json per run under <out_dir>/runs/ (written when the run ends, so an interrupted grid resumes
-where it stopped), then writes summary.md, results.csv and PNG plots into <out_dir>.
+where it stopped; each run's logs and packed export go to <out_dir>/work/), then writes summary.md,
+results.csv and PNG plots into <out_dir>.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def grid(cfg: DictConfig) -> list[RunSpec]:
 
 def run_one(run: RunSpec, out_dir: Path, log_every: int, invocation: str) -> dict[str, Any]:
     """Train one grid point; a run that raises or ends non-finite is a result with status 'failed'."""
-    run_dir = result_path(out_dir, run).parent
+    run_dir = out_dir / "work" / run.key  # logs, checkpoints, packed export: not part of the results
     recorder = RunRecorder(log_every)
     result: dict[str, Any] = {
         "workload": run.workload,
