@@ -129,7 +129,8 @@ def run_benchmark(cfg: DictConfig, command: str) -> Path:
     invocation = time.strftime("%Y%m%dT%H%M%S")
     for i, run in enumerate(runs, 1):
         path = result_path(out_dir, run)
-        if path.exists() and not (cfg.retry_failed and '"status": "failed"' in path.read_text()):
+        finished = path.exists() and not (cfg.retry_failed and '"status": "failed"' in path.read_text())
+        if cfg.report_only or finished:
             continue
         result = run_one(run, out_dir, cfg.benchmark.log_every, invocation)
         save_result(out_dir, run, result)

@@ -32,6 +32,9 @@ def test_quick_mode_runs_the_grid_reports_plots_and_resumes(tmp_path):
     again = _bench(out)  # resumes: every run is finished, none is redone
     assert "smoke_ternary/" not in again.stdout
     assert "from 1 invocation(s)" in (out / "summary.md").read_text()
+    (out / "summary.md").unlink()
+    assert "smoke_ternary/" not in _bench(out, "report_only=true").stdout  # a report from what is there
+    assert "10 of 10 runs finished" in (out / "summary.md").read_text()
 
 
 @pytest.mark.slow
