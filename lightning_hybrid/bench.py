@@ -9,6 +9,7 @@ results.csv and PNG plots into <out_dir>.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import platform
 import sys
@@ -22,7 +23,7 @@ import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_hybrid.benchmark.grid import RunSpec, expand, load_results, result_path, save_result
+from lightning_hybrid.benchmark.grid import RunSpec, expand, load_results, result_path, run_key, save_result
 from lightning_hybrid.benchmark.recorder import RunRecorder
 from lightning_hybrid.benchmark.report import markdown
 from lightning_hybrid.train import config_dir, train
@@ -77,7 +78,7 @@ def run_one(run: RunSpec, out_dir: Path, log_every: int, invocation: str) -> dic
     try:
         summary = train(compose(config_name="train", overrides=list(run.overrides)), run_dir, extra_callbacks=[recorder])
         final = summary["val_loss"]
-        ok = final is not None and final == final and final != float("inf")
+        ok = final is not None and math.isfinite(final)
         result.update(status="ok" if ok else "failed", reason="" if ok else f"final val loss {final}", final_val_loss=final)
         result.update({k: summary.get(k) for k in ("train_loss", "quant_error_mean", "file_bytes")})
     except Exception as err:  # noqa: BLE001 - a failing run is recorded and the grid goes on
@@ -104,7 +105,7 @@ def machine() -> str:
 
 def write_outputs(cfg: DictConfig, runs: list[RunSpec], out_dir: Path, command: str) -> None:
     keys = {r.key for r in runs}
-    results = [r for r in load_results(out_dir) if f"{r['workload']}/{r['method']}/lr{r['lr']:g}/seed{r['seed']}" in keys]
+    results = [r for r in load_results(out_dir) if run_key(r["workload"], r["method"], r["lr"], r["seed"]) in keys]
     with (out_dir / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=RESULT_FIELDS, extrasaction="ignore")
         writer.writeheader()

@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 
+def run_key(workload: str, method: str, lr: float, seed: int) -> str:
+    return f"{workload}/{method}/lr{lr:g}/seed{seed}"
+
+
 @dataclass(frozen=True)
 class RunSpec:
     workload: str
@@ -19,7 +23,7 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        return f"{self.workload}/{self.method}/lr{self.lr:g}/seed{self.seed}"
+        return run_key(self.workload, self.method, self.lr, self.seed)
 
 
 def _fill(override: str, paths: Mapping[str, Any], workload: str) -> str:
