@@ -68,7 +68,7 @@ def steps_to_target(cell: Cell, target: float) -> int | None:
     """First step at which the seed-mean val loss is at or below `target` (the reference method's
     final val loss reaches it at its last validation by construction)."""
     steps, mean, _, _ = band(cell.val_curves)
-    return next((s for s, loss in zip(steps, mean) if loss <= target + 1e-9), None)
+    return next((s for s, loss in zip(steps, mean) if loss <= target), None)
 
 
 def summarize(cells: dict[tuple[str, float], Cell], reference: str) -> tuple[float | None, list[MethodSummary]]:
@@ -77,7 +77,7 @@ def summarize(cells: dict[tuple[str, float], Cell], reference: str) -> tuple[flo
     for (method, _), cell in sorted(cells.items()):
         by_method[method].append(cell)
     best = {m: min(cs, key=lambda c: c.mean) for m, cs in by_method.items()}
-    target = best[reference].mean if reference in best and best[reference].mean < float("inf") else None
+    target = _final_of_mean_curve(best[reference]) if reference in best and best[reference].mean < float("inf") else None
     ref_time = _mean([t for c in by_method.get(reference, []) for t in c.step_s])
     summaries = []
     for method, cs in by_method.items():
@@ -94,6 +94,13 @@ def summarize(cells: dict[tuple[str, float], Cell], reference: str) -> tuple[flo
             )
         )
     return target, summaries
+
+
+def _final_of_mean_curve(cell: Cell) -> float:
+    """The seed-mean val loss at the last validation: the final val loss, computed exactly as the curves
+    that steps_to_target searches (the recorded finals are rounded to 4 decimals)."""
+    _, mean, _, _ = band(cell.val_curves)
+    return mean[-1] if mean else cell.mean
 
 
 def _mean(values: list[float]) -> float | None:
