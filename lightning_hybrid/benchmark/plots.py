@@ -32,14 +32,8 @@ def plot_workload(workload: str, cells: dict, reference: str, out_dir: Path) -> 
             ax.fill_between(steps, low, high, alpha=0.2, color=f"C{i}")
     if target:
         ax.axhline(target, color="grey", linestyle=":", label=f"target {target:.3f}")
-    ax.set(
-        title=f"{workload}: validation loss at each method's best base LR (band: min-max over seeds)",
-        xlabel="step",
-        ylabel="val loss",
-    )
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out_dir / f"{workload}_curves.png", plt))
+    title = f"{workload}: validation loss at each method's best base LR (band: min-max over seeds)"
+    paths.append(_finish(fig, ax, title, "step", "val loss", out_dir / f"{workload}_curves.png", plt))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, s in enumerate(summaries):
@@ -51,14 +45,8 @@ def plot_workload(workload: str, cells: dict, reference: str, out_dir: Path) -> 
         elif ok:
             ax.errorbar([c.lr for c in ok], means, yerr=[c.std for c in ok], marker="o", capsize=3, color=f"C{i}", label=s.method)
     ax.set_xscale("log")
-    ax.set(
-        title=f"{workload}: final validation loss against base LR (mean ± std over seeds)",
-        xlabel="base LR (log scale)",
-        ylabel="final val loss",
-    )
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=8)
-    paths.append(_save(fig, out_dir / f"{workload}_lr.png", plt))
+    title = f"{workload}: final validation loss against base LR (mean ± std over seeds)"
+    paths.append(_finish(fig, ax, title, "base LR (log scale)", "final val loss", out_dir / f"{workload}_lr.png", plt))
 
     ref = next((s for s in summaries if s.method == reference), None)
     if target and ref and ref.steps_to_target:
@@ -78,6 +66,13 @@ def plot_workload(workload: str, cells: dict, reference: str, out_dir: Path) -> 
         ax.title.set_fontsize(9)
         paths.append(_save(fig, out_dir / f"{workload}_steps.png", plt))
     return paths
+
+
+def _finish(fig, ax, title: str, xlabel: str, ylabel: str, path: Path, plt) -> Path:
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    return _save(fig, path, plt)
 
 
 def _save(fig, path: Path, plt) -> Path:
