@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import save_file
 
 from lightning_hybrid import TernaryQAT, save_packed
+from lightning_hybrid.benchmark.recorder import RunRecorder
 from lightning_hybrid.data import TextDataModule
 from lightning_hybrid.models import LanguageModel
 
@@ -43,19 +44,6 @@ FIELDS = [
     "wall_s",
 ]
 HERE = Path(__file__).parent
-
-
-class StepTimer(pl.Callback):
-    """Wall time of each training step (forward, backward, optimizer), validation excluded."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def on_train_batch_start(self, *args) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(self, *args) -> None:
-        self.times.append(time.perf_counter() - self._t0)
 
 
 def fp32_file_bytes(model: torch.nn.Module) -> int:
@@ -78,8 +66,8 @@ def run(variant: str, lr: float, seed: int, args) -> dict:
     pl.seed_everything(seed, workers=True)
     dm = TextDataModule(path=args.data, tokenizer="char", block_size=64, batch_size=12, max_bytes=None)
     model = LanguageModel(vocab_size=dm.vocab_size, block_size=64, lr=lr, decay_steps=args.steps)
-    timer = StepTimer()
-    callbacks = [timer] + ([TernaryQAT(bits=BITS[variant])] if BITS[variant] else [])
+    recorder = RunRecorder(log_every=args.eval_every)
+    callbacks = [recorder] + ([TernaryQAT(bits=BITS[variant])] if BITS[variant] else [])
     trainer = pl.Trainer(
         accelerator="cpu",
         max_steps=args.steps,
@@ -105,7 +93,7 @@ def run(variant: str, lr: float, seed: int, args) -> dict:
         "steps": trainer.global_step,
         "final_val_loss": round(val, 4),
         "final_train_loss": round(train_loss, 4),
-        "ms_per_step": round(1000 * statistics.median(timer.times[10:]), 2),
+        "ms_per_step": round(1000 * recorder.as_dict()["median_step_s"], 2),
         "file_bytes": sizes[0],
         "file_bytes_base3": sizes[1],
         "wall_s": round(wall, 1),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from typing import Any
 
@@ -66,10 +67,10 @@ class RunRecorder(pl.Callback):
         return _rss_mb()
 
     def as_dict(self) -> dict[str, Any]:
-        steady = sorted(self.step_times[10:] or self.step_times)  # the first steps include warm-up work
+        steady = self.step_times[10:] or self.step_times  # the first steps include warm-up work
         return {
             "curve": self.curve,
             "val": self.val,
-            "median_step_s": steady[len(steady) // 2] if steady else None,
+            "median_step_s": statistics.median(steady) if steady else None,
             "peak_mem_mb": round(self.peak_mem_mb, 1),
         }
