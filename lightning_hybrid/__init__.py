@@ -1,9 +1,19 @@
 """lightning_hybrid: 1.58-bit and 1-bit quantization-aware training for PyTorch Lightning."""
 
-from lightning_hybrid.callbacks.qat import TernaryQAT
+from lightning_hybrid.callbacks import AuxLRController, TernaryQAT, TrustRegion
 from lightning_hybrid.export import load_packed, save_packed
 from lightning_hybrid.quant import BitLinear, QuantizationError, convert
 
 __version__ = "0.1.0"
 
-__all__ = ["BitLinear", "QuantizationError", "TernaryQAT", "__version__", "convert", "load_packed", "save_packed"]
+__all__ = [
+    "AuxLRController",
+    "BitLinear",
+    "QuantizationError",
+    "TernaryQAT",
+    "TrustRegion",
+    "__version__",
+    "convert",
+    "load_packed",
+    "save_packed",
+]

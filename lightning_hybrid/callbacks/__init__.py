@@ -1,6 +1,8 @@
 """Thin Lightning adapters over quant/ and control/."""
 
+from lightning_hybrid.callbacks.aux_lr import AuxLRController
 from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.callbacks.schedulefree import ScheduleFreeMode
+from lightning_hybrid.callbacks.trust_region import TrustRegion
 
-__all__ = ["ScheduleFreeMode", "TernaryQAT"]
+__all__ = ["AuxLRController", "ScheduleFreeMode", "TernaryQAT", "TrustRegion"]

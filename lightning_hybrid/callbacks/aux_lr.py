@@ -1,0 +1,194 @@
+"""AuxLRController: a small network that learns the learning rate online, as a Lightning callback."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from lightning_hybrid.callbacks._steps import ScaledLR, StepLoss, drop_gradients, nonfinite_reason, refuse_sharded, trainable
+from lightning_hybrid.control.aux_net import AuxLRLearner
+from lightning_hybrid.control.checks import choice
+from lightning_hybrid.control.signals import SignalTracker
+from lightning_hybrid.control.trace import ParameterTrace
+
+MODES = ("multiply", "replace")
+
+
+class AuxLRController(pl.Callback):
+    """Sets every param group's LR to (scheduled LR) x m_t, where m_t comes from a 354-parameter MLP
+    that reads the training signals (lightning_hybrid.control.signals.FEATURE_NAMES) and learns online
+    from the hypergradient of the loss with respect to its own output over a ~1/(1 - horizon_decay)-step
+    horizon. The derivation is in lightning_hybrid/control/trace.py and control/aux_net.py.
+
+    Args:
+        mode: "multiply" scales whatever the configured LR schedulers set; "replace" holds the scheduled
+            LR at the optimizer's base LR (the schedulers still step) so the network alone shapes it.
+        max_multiplier: m_t stays in [1/max_multiplier, max_multiplier].
+        max_radius_scale: bound of the trust-radius scale proposed to a TrustRegion callback.
+        aux_lr: Adam step size of the network's own optimizer.
+        horizon_decay: beta of the hypergradient horizon (0.99: about 100 steps).
+        hidden: width of the network's hidden layer.
+        num_clusters: rows of the cluster-id embedding (0: ignore cluster ids).
+        cluster_key: where a batch carries its cluster id: batch[cluster_key] for a dict batch, else the
+            attribute of that name (per-sample ids use the batch's most common one).
+        seed: the network's initialization.
+
+    Memory: one float32 copy of the trainable parameters (the parameter EMA of the horizon).
+    With several optimizers the signal is read at the first optimizer's step, over all of them.
+    """
+
+    def __init__(
+        self,
+        mode: str = "multiply",
+        max_multiplier: float = 32.0,
+        max_radius_scale: float = 4.0,
+        aux_lr: float = 1e-3,
+        horizon_decay: float = 0.99,
+        hidden: int = 32,
+        num_clusters: int = 0,
+        cluster_key: str = "cluster",
+        seed: int = 0,
+        signal: str = "lowpass",
+    ) -> None:
+        self.mode = choice("mode", mode, MODES)
+        self.learner = AuxLRLearner(max_multiplier, max_radius_scale, aux_lr, horizon_decay, hidden, num_clusters, seed)
+        self.trace = ParameterTrace(horizon_decay, signal)
+        self.signals = SignalTracker()
+        self.lrs = ScaledLR()
+        self.cluster_key = cluster_key
+        self.steps = self.skipped = 0
+        self.multiplier_sum = 0.0
+        self.last_hypergradient = 0.0
+        self._loss = StepLoss()
+        self._cluster: list[int] | None = None
+        self._trust_region: Any = None
+        self._restored_trace: dict | None = None
+        self._handles: list[Any] = []
+
+    # -- wiring ---------------------------------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            refuse_sharded(trainer, "AuxLRController")
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from lightning_hybrid.callbacks.trust_region import TrustRegion
+
+        self._trust_region = next((c for c in trainer.callbacks if isinstance(c, TrustRegion)), None)
+        self.lrs.attach(trainer.optimizers, replace=self.mode == "replace")
+        self._handles = [
+            o.register_step_post_hook(lambda opt, args, kwargs, i=i: self.lrs.unscale(opt, i))
+            for i, o in enumerate(trainer.optimizers)
+        ]
+        if self._restored_trace is not None:
+            self.trace.load_state_dict(self._restored_trace, trainable(trainer.optimizers))
+            self._restored_trace = None
+        if self.mode == "replace":
+            rank_zero_info(
+                "AuxLRController(mode='replace') sets the learning rate itself: the configured LR schedulers "
+                "still step but no longer change it (base LR x the network's multiplier)."
+            )
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    # -- per step -------------------------------------------------------------------------------------
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        if not self.learner.net.num_clusters:
+            return
+        own = _cluster_id(batch, self.cluster_key)
+        ids = trainer.strategy.all_gather(torch.tensor(-1 if own is None else own, device=pl_module.device))
+        present = [int(i) for i in ids.reshape(-1).tolist() if i >= 0]
+        self._cluster = present or None  # the same list on every rank
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        self._loss.add(loss)
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        if optimizer is not trainer.optimizers[0]:
+            return
+        params = trainable(trainer.optimizers)
+        loss = self._loss.take(trainer)
+        reason = nonfinite_reason(trainer, loss, params)
+        if reason is not None:
+            drop_gradients(params)
+            self.skipped += 1
+            rank_zero_warn(f"AuxLRController: step {trainer.global_step} skipped: {reason}; the weights are unchanged.")
+            return
+        cut = self._trust_region.core.last_cut_fraction if self._trust_region is not None else 0.0
+        self.learner.settle(cut)
+        reading = self.trace.read(params, [p.grad for p in params])
+        self.learner.learn(reading.cosine)
+        self.trace.update(params)
+        self.signals.update(loss, reading.grad_norm, reading.cosine)
+        progress = trainer.global_step / max(trainer.estimated_stepping_batches, 1)
+        features = self.signals.features(reading.displacement, progress, *self.learner.last_outputs())
+        multiplier, _ = self.learner.propose(features, self._cluster)
+        self.lrs.apply(trainer.optimizers, multiplier)
+        self.steps += 1
+        self.multiplier_sum += multiplier
+        self.last_hypergradient = reading.cosine
+
+    @property
+    def radius_scale(self) -> float:
+        return self.learner.radius_scale
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.lrs.rescale(trainer.optimizers)  # after the schedulers stepped on the unscaled LRs
+        pl_module.log("auxlr/multiplier", self.learner.multiplier, on_step=True, on_epoch=False)
+        pl_module.log("auxlr/hypergradient", self.last_hypergradient, on_step=True, on_epoch=False)
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "steps": self.steps,
+            "skipped_steps": self.skipped,
+            "final_loss": round(self.signals.last_loss, 4),
+            "mean_lr_multiplier": round(self.multiplier_sum / self.steps, 4) if self.steps else float("nan"),
+            "final_lr_multiplier": round(self.learner.multiplier, 4),
+        }
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        summary = self.summary()
+        for logger in trainer.loggers:
+            logger.log_metrics({f"auxlr_summary/{k}": float(v) for k, v in summary.items()}, step=trainer.global_step)
+        rank_zero_info("AuxLRController: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+
+    # -- checkpoint state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {"steps": self.steps, "skipped": self.skipped, "multiplier_sum": self.multiplier_sum, "mode": self.mode}
+        state.update(self.learner.state_dict())
+        state.update(self.trace.state_dict())
+        state.update(self.signals.state_dict())
+        state.update(self.lrs.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("mode", self.mode) != self.mode:
+            raise ValueError(
+                f"the checkpoint was written with mode={state['mode']!r}; this AuxLRController has mode={self.mode!r}."
+            )
+        self.steps, self.skipped = int(state.get("steps", 0)), int(state.get("skipped", 0))
+        self.multiplier_sum = float(state.get("multiplier_sum", 0.0))
+        self.learner.load_state_dict(state)
+        self.signals.load_state_dict(state)
+        self.lrs.load_state_dict(state)
+        self._restored_trace = {k: v for k, v in state.items() if k.startswith("trace")}  # placed on the devices at fit start
+
+
+def _cluster_id(batch: Any, key: str) -> int | None:
+    value = batch.get(key) if isinstance(batch, dict) else getattr(batch, key, None)
+    if value is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        values = value.reshape(-1).tolist()
+        return Counter(int(v) for v in values).most_common(1)[0][0] if values else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"the batch's `{key}` must be an int or an integer tensor of cluster ids, got {type(value).__name__}.")

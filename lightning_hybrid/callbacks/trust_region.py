@@ -1,0 +1,155 @@
+"""TrustRegion: bound every optimizer step, ||dtheta|| <= mu_t, and adapt mu_t, as a Lightning callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from lightning_hybrid.callbacks._steps import StepLoss, drop_gradients, grad_norm, nonfinite_reason, refuse_sharded, trainable
+from lightning_hybrid.control.trust_region import TrustRegionCore
+
+
+class TrustRegion(pl.Callback):
+    """Projects each step of the (single) optimizer into a trust region and adapts its radius with the
+    ratio test; the maths, defaults and their reasons are in lightning_hybrid/control/trust_region.py.
+
+    Args:
+        initial_radius: mu_0 (absolute for scope="global", relative to each tensor's norm for "tensor");
+            None calibrates it: no bound for the first `calibration_steps` steps, then twice the largest of them.
+        scope: "global" (one bound on the whole step) or "tensor" (a relative bound per tensor).
+        grow, shrink, spike_shrink, good_ratio, bad_ratio, spike_zscore, window, calibration_steps,
+        min_radius, max_radius: see TrustRegionCore.
+
+    Works with any torch optimizer through its step pre/post hooks (Lightning has no after-step hook),
+    so with gradient accumulation (one bound per optimizer step) and gradient clipping (the bound applies
+    to the clipped step; the predicted decrease uses the unclipped gradient). With an AuxLRController in
+    the same Trainer, the radius is mu_t times the controller's proposed scale.
+
+    Memory: one copy of the trainable parameters (the pre-step snapshot, in their dtype) plus one float32
+    temporary the size of the largest parameter tensor.
+    """
+
+    def __init__(
+        self,
+        initial_radius: float | None = None,
+        scope: str = "global",
+        grow: float = 2.0,
+        shrink: float = 0.5,
+        spike_shrink: float = 0.5,
+        good_ratio: float = 0.0,
+        bad_ratio: float = 0.0,
+        spike_zscore: float = 4.0,
+        window: int = 50,
+        calibration_steps: int = 50,
+        min_radius: float = 1e-8,
+        max_radius: float = 1e8,
+    ) -> None:
+        self.core = TrustRegionCore(
+            initial_radius, scope, grow, shrink, spike_shrink, good_ratio, bad_ratio, spike_zscore, window,
+            calibration_steps, min_radius, max_radius,
+        )  # fmt: skip
+        self._loss = StepLoss()
+        self._handles: list[Any] = []
+        self._params: list[torch.nn.Parameter] = []
+        self._controller: Any = None
+        self._skip = False
+        self._unclipped_norm = 0.0
+        self.last_outcome = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            refuse_sharded(trainer, "TrustRegion")
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        from lightning_hybrid.callbacks.aux_lr import AuxLRController
+
+        if len(trainer.optimizers) != 1:
+            raise ValueError(
+                f"TrustRegion bounds the step of one optimizer; configure_optimizers returned {len(trainer.optimizers)}. "
+                "Put the parameters in one optimizer (param groups may differ) or drop TrustRegion."
+            )
+        optimizer = trainer.optimizers[0]
+        self._params = trainable([optimizer])
+        self._controller = next((c for c in trainer.callbacks if isinstance(c, AuxLRController)), None)
+        self._handles = [optimizer.register_step_pre_hook(self._before_step), optimizer.register_step_post_hook(self._after_step)]
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self.core._snapshot = []  # give the copy back
+
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        self._loss.add(loss)
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        loss = self._loss.take(trainer)
+        reason = nonfinite_reason(trainer, loss, self._params)
+        self._skip = reason is not None
+        if self._skip:
+            drop_gradients(self._params)
+            self.core.skip()
+            rank_zero_warn(
+                f"TrustRegion: step {trainer.global_step} skipped: {reason}; the weights are unchanged and the "
+                f"radius shrinks to {self.core.effective_radius():.3g}."
+            )
+            return
+        self.core.observe_loss(loss)
+        self._unclipped_norm = grad_norm(self._params)
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        self.core.snapshot(self._params)
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._skip:
+            return
+        clipped = grad_norm(self._params)
+        factor = self._unclipped_norm / clipped if clipped > 0 else 1.0
+        scale = self._controller.radius_scale if self._controller is not None else 1.0
+        outcome = self.core.constrain(self._params, [p.grad for p in self._params], scale, factor)
+        self.last_outcome = outcome
+        if outcome.restored:
+            self.core.skipped += 1
+            self.core._resize(self.core.spike_shrink)
+            rank_zero_warn("TrustRegion: the optimizer produced a non-finite update; the weights were put back.")
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        radius = self.core.effective_radius(self._controller.radius_scale if self._controller is not None else 1.0)
+        if radius != float("inf"):
+            pl_module.log("trust/radius", radius, on_step=True, on_epoch=False)
+        pl_module.log("trust/active_rate", self.activation_rate(), on_step=True, on_epoch=False)
+
+    def activation_rate(self) -> float:
+        return self.core.cut_steps / self.core.steps if self.core.steps else 0.0
+
+    def summary(self) -> dict[str, float | int]:
+        c = self.core
+        return {
+            "steps": c.steps,
+            "skipped_steps": c.skipped,
+            "final_loss": round(c.last_loss, 4),
+            "activation_rate": round(self.activation_rate(), 4),
+            "final_radius": float(f"{c.effective_radius():.4g}"),
+            "loss_spikes": c.spikes,
+        }
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        summary = self.summary()
+        for logger in trainer.loggers:
+            logger.log_metrics({f"trust_summary/{k}": float(v) for k, v in summary.items()}, step=trainer.global_step)
+        rank_zero_info("TrustRegion: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.core.state_dict(), "scope": self.core.scope}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("scope", self.core.scope) != self.core.scope:
+            raise ValueError(
+                f"the checkpoint was written with scope={state['scope']!r}; this TrustRegion has scope={self.core.scope!r}."
+            )
+        self.core.load_state_dict(state)

@@ -1,0 +1,232 @@
+"""TrustRegionCore: bound each optimizer step and adapt the bound with the classical ratio test.
+
+Bound. With scope="global", the step over all trainable parameters satisfies ||dtheta||_2 <= mu; a
+longer step is scaled down onto the sphere (theta = theta_old + dtheta * mu / ||dtheta||), keeping its
+direction. With scope="tensor", each tensor satisfies ||dtheta_i|| <= mu * ref_i with
+ref_i = max(||theta_i||, 1e-2 sqrt(numel_i)): mu is then relative, and fresh zero biases are measured
+against about the norm of a typical initialization instead of 0.
+
+Ratio test (Nocedal & Wright, "Numerical Optimization", alg. 4.1), made for minibatches. The
+first-order model predicts the decrease pred_t = -g_t . dtheta_t; consecutive batch losses give an
+unbiased but noisy estimate of the actual decrease. One step's actual decrease is lost in batch noise
+(measured on the char-level GPT: noise ~0.1 against ~1e-3 of decrease a step), so the test runs on
+windows of `window` steps: actual = (loss EMA at the window's start) - (loss EMA now), predicted = the
+sum of pred_t, rho = actual / predicted. The minibatch prediction overstates the decrease (g_t carries
+the noise the step fitted), so rho is small even on healthy windows. At each window's end:
+  * bad window: the loss rose by more than twice its noise level and rho < bad_ratio: mu *= shrink;
+  * good window: rho > good_ratio and the bound cut at least one of its steps: mu *= grow;
+  * otherwise mu stays.
+A loss spike (more than spike_zscore standard deviations above the loss EMA) or a non-finite step
+shrinks mu at once by spike_shrink.
+
+Memory: one copy of the trainable parameters (the snapshot, in their own dtype) plus one float32
+temporary the size of the largest tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lightning_hybrid.control.checks import above_one, choice, in_open_unit, non_negative_int, positive
+
+SCOPES = ("global", "tensor")
+_ZERO_TENSOR_RMS = 1e-2  # ref_i floor per element, about the std of a typical initialization
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    norm: float  # ||dtheta|| of the optimizer's proposal (global scope) or its largest ratio to ref_i
+    cut_fraction: float  # share of the proposal's squared norm that was scaled down (0: untouched)
+    predicted_decrease: float  # -g . dtheta of the step finally taken
+    restored: bool  # the proposal was non-finite and the parameters were put back
+
+
+class TrustRegionCore:
+    def __init__(
+        self,
+        initial_radius: float | None = None,
+        scope: str = "global",
+        grow: float = 2.0,
+        shrink: float = 0.5,
+        spike_shrink: float = 0.5,
+        good_ratio: float = 0.0,
+        bad_ratio: float = 0.0,
+        spike_zscore: float = 4.0,
+        window: int = 50,
+        calibration_steps: int = 50,
+        min_radius: float = 1e-8,
+        max_radius: float = 1e8,
+    ) -> None:
+        self.radius = None if initial_radius is None else positive("initial_radius", initial_radius)
+        self.scope = choice("scope", scope, SCOPES)
+        self.grow = above_one("grow", grow)
+        self.shrink = in_open_unit("shrink", shrink)
+        self.spike_shrink = in_open_unit("spike_shrink", spike_shrink)
+        if not isinstance(good_ratio, (int, float)) or not isinstance(bad_ratio, (int, float)) or not bad_ratio <= good_ratio:
+            raise ValueError(f"`bad_ratio` must not exceed `good_ratio`, got bad_ratio={bad_ratio!r}, good_ratio={good_ratio!r}.")
+        self.good_ratio, self.bad_ratio = float(good_ratio), float(bad_ratio)
+        self.spike_zscore = positive("spike_zscore", spike_zscore)
+        self.window = non_negative_int("window", window)
+        if self.window < 2:
+            raise ValueError(f"`window` must be at least 2 steps, got {window!r}.")
+        self.calibration_steps = non_negative_int("calibration_steps", calibration_steps)
+        self.min_radius, self.max_radius = positive("min_radius", min_radius), positive("max_radius", max_radius)
+        if self.min_radius >= self.max_radius:
+            raise ValueError(f"`min_radius` must be below `max_radius`, got {min_radius!r} and {max_radius!r}.")
+        self._snapshot: list[torch.Tensor] = []
+        self.reset_statistics()
+
+    def reset_statistics(self) -> None:
+        self.steps = 0  # optimizer steps seen (taken or skipped)
+        self.cut_steps = 0
+        self.spikes = 0
+        self.skipped = 0
+        self.largest_seen = 0.0  # for calibration
+        self.last_cut_fraction = 0.0
+        self.last_predicted = float("nan")
+        self.loss_mean = float("nan")  # EMA (0.95) of the loss and its variance: spikes and noise level
+        self.loss_var = 0.0
+        self.observed = 0
+        self.last_loss = float("nan")
+        self.window_start = float("nan")  # loss_mean when the window began
+        self.window_steps = 0
+        self.window_predicted = 0.0
+        self.window_cut = 0
+        self.ratio = float("nan")  # rho of the last finished window
+
+    # -- the step -------------------------------------------------------------------------------
+    def snapshot(self, params: Sequence[torch.Tensor]) -> None:
+        with torch.no_grad():
+            if len(self._snapshot) != len(params):
+                self._snapshot = [p.detach().clone() for p in params]
+            else:
+                for s, p in zip(self._snapshot, params):
+                    s.copy_(p.detach())
+
+    def effective_radius(self, scale: float = 1.0) -> float:
+        return math.inf if self.radius is None else min(max(self.radius * scale, self.min_radius), self.max_radius)
+
+    def constrain(
+        self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], scale: float = 1.0, grad_factor: float = 1.0
+    ) -> StepOutcome:
+        """Project the step the optimizer just took (params now, snapshot before) into the region.
+
+        `scale` multiplies the radius (the AuxLRController's proposal); `grad_factor` undoes gradient
+        clipping in the predicted decrease (the unclipped over the clipped gradient norm).
+        """
+        sq, dots, refs = [], [], []
+        with torch.no_grad():
+            for p, s, g in zip(params, self._snapshot, grads):
+                d = p.detach().float() - s.float()
+                sq.append(float(d.square().sum()))
+                dots.append(float((g.float() * d).sum()) * grad_factor if g is not None else 0.0)
+                refs.append(max(float(s.float().norm()), _ZERO_TENSOR_RMS * math.sqrt(s.numel())))
+            total = sum(sq)
+            if not math.isfinite(total) or not all(map(math.isfinite, dots)):
+                for p, s in zip(params, self._snapshot):
+                    p.copy_(s)
+                self.steps += 1
+                return StepOutcome(float("nan"), 1.0, 0.0, restored=True)
+            factors, norm = self._factors(sq, refs, scale)
+            for p, s, f in zip(params, self._snapshot, factors):
+                if f < 1.0:
+                    p.sub_(s).mul_(f).add_(s)  # theta = theta_old + f * dtheta, in place
+        cut = sum(q * (1 - f * f) for q, f in zip(sq, factors)) / total if total > 0 else 0.0
+        predicted = -sum(f * d for f, d in zip(factors, dots))
+        self._record_step(norm, cut, predicted)
+        return StepOutcome(norm, cut, predicted, restored=False)
+
+    def _factors(self, sq: list[float], refs: list[float], scale: float) -> tuple[list[float], float]:
+        radius = self.effective_radius(scale)
+        if self.scope == "global":
+            norm = math.sqrt(sum(sq))
+            f = min(1.0, radius / norm) if norm > 0 else 1.0
+            return [f] * len(sq), norm
+        ratios = [math.sqrt(q) / r for q, r in zip(sq, refs)]
+        return [min(1.0, radius / x) if x > 0 else 1.0 for x in ratios], max(ratios, default=0.0)
+
+    def _record_step(self, norm: float, cut: float, predicted: float) -> None:
+        self.steps += 1
+        self.cut_steps += cut > 0
+        self.window_cut += cut > 0
+        self.last_cut_fraction = cut
+        self.last_predicted = predicted
+        if self.radius is None:
+            self.largest_seen = max(self.largest_seen, norm)
+            if self.steps >= self.calibration_steps:
+                # Calibrated: room for steps twice the largest of the first ones.
+                self.radius = min(max(2.0 * self.largest_seen, self.min_radius), self.max_radius)
+
+    # -- adapting mu ------------------------------------------------------------------------------
+    def observe_loss(self, loss: float) -> bool:
+        """The loss at the current parameters (before the next step); adapts mu; True on a spike."""
+        spike = self._track(loss)
+        if spike:
+            self.spikes += 1
+            self._resize(self.spike_shrink)
+        if math.isfinite(self.last_predicted):
+            self.window_predicted += self.last_predicted
+            self.window_steps += 1
+        if not math.isfinite(self.window_start):
+            self.window_start = self.loss_mean
+        elif self.window_steps >= self.window:
+            self._end_window()
+        self.last_loss = loss
+        return spike
+
+    def _track(self, loss: float) -> bool:
+        """Update the loss EMA and variance; True if `loss` is a spike against them."""
+        self.observed += 1
+        if not math.isfinite(self.loss_mean):
+            self.loss_mean = loss
+            return False
+        std = max(math.sqrt(self.loss_var), 0.01 * abs(self.loss_mean))  # floor: 1% of the loss
+        spike = self.observed > 20 and loss > self.loss_mean + self.spike_zscore * std
+        delta = (min(loss, self.loss_mean + self.spike_zscore * std) if spike else loss) - self.loss_mean
+        self.loss_mean += 0.05 * delta  # a spike enters clipped, so it does not drag the statistics
+        self.loss_var = 0.95 * (self.loss_var + 0.05 * delta * delta)
+        return spike
+
+    def _end_window(self) -> None:
+        actual = self.window_start - self.loss_mean
+        # Noise of a difference of two EMA(0.95) readings of i.i.d. losses: std * sqrt(2 * 0.05 / 1.95).
+        noise = math.sqrt(self.loss_var) * math.sqrt(2 * 0.05 / 1.95)
+        self.ratio = actual / self.window_predicted if self.window_predicted > 0 else float("nan")
+        if actual < -2 * noise and not self.ratio >= self.bad_ratio:
+            self._resize(self.shrink)
+        elif self.ratio > self.good_ratio and self.window_cut > 0:
+            self._resize(self.grow)
+        self.window_start, self.window_steps, self.window_predicted, self.window_cut = self.loss_mean, 0, 0.0, 0
+
+    def skip(self) -> None:
+        """A step was skipped (non-finite loss or gradient): shrink mu and forget the last prediction."""
+        self.steps += 1
+        self.skipped += 1
+        self.last_predicted = float("nan")
+        self._resize(self.spike_shrink)
+
+    def _resize(self, factor: float) -> None:
+        if self.radius is not None:
+            self.radius = min(max(self.radius * factor, self.min_radius), self.max_radius)
+
+    # -- checkpoint state ---------------------------------------------------------------------------
+    _STATE = (
+        "steps", "cut_steps", "spikes", "skipped", "largest_seen", "last_cut_fraction", "last_predicted", "loss_mean",
+        "loss_var", "observed", "last_loss", "window_start", "window_steps", "window_predicted", "window_cut", "ratio",
+    )  # fmt: skip
+
+    def state_dict(self) -> dict[str, float | int]:
+        state = {f"tr.{k}": getattr(self, k) for k in self._STATE}
+        state["tr.radius"] = float("nan") if self.radius is None else self.radius
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        for k in self._STATE:
+            if f"tr.{k}" in state:
+                setattr(self, k, type(getattr(self, k))(state[f"tr.{k}"]))
+        radius = float(state.get("tr.radius", float("nan")))
+        self.radius = None if math.isnan(radius) else radius
