@@ -80,7 +80,9 @@ def run_one(run: RunSpec, out_dir: Path, log_every: int, invocation: str) -> dic
         final = summary["val_loss"]
         ok = final is not None and math.isfinite(final)
         result.update(status="ok" if ok else "failed", reason="" if ok else f"final val loss {final}", final_val_loss=final)
-        result.update({k: summary.get(k) for k in ("train_loss", "quant_error_mean", "file_bytes")})
+        result.update(
+            {k: summary.get(k) for k in ("train_loss", "quant_error_mean", "file_bytes", "AuxLRController", "TrustRegion")}
+        )
     except Exception as err:  # noqa: BLE001 - a failing run is recorded and the grid goes on
         result.update(status="failed", reason=f"{type(err).__name__}: {err}"[:300])
     result.update(recorder.as_dict(), wall_s=round(time.perf_counter() - start, 1))

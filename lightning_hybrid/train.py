@@ -68,6 +68,9 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Seque
     summary: dict[str, Any] = {"steps": trainer.global_step, "train_loss": train_loss, "val_loss": val_loss, "bits": bits}
     if qat:
         summary["quant_error_mean"] = round(float(qat.quantization_error()["mean"]), 4)
+    for callback in callbacks:  # AuxLRController, TrustRegion: steps, multipliers, radius, ...
+        if callable(getattr(callback, "summary", None)):
+            summary[type(callback).__name__] = callback.summary()
     if trainer.is_global_zero:
         if qat:
             summary.update(_export_summary(model, output_dir / "model.packed.safetensors", cfg.export_layout))

@@ -55,6 +55,17 @@ def test_main_job_on_a_given_text_with_binary_weights(tmp_path):
 
 
 @pytest.mark.slow
+def test_main_job_with_the_hybrid_optimizer_reports_both_callbacks(tmp_path):
+    result = _train(tmp_path / "run", "callbacks=hybrid", "callbacks.checkpoint=null")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["AuxLRController"]["steps"] == summary["TrustRegion"]["steps"] == 20
+    assert 1 / 32 <= summary["AuxLRController"]["mean_lr_multiplier"] <= 32
+    assert "AuxLRController: steps 20" in result.stdout + result.stderr
+    metrics = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
+    assert "auxlr/multiplier" in metrics and "trust/active_rate" in metrics
+
+
+@pytest.mark.slow
 def test_main_job_fp32_writes_no_export(tmp_path):
     _train(tmp_path / "run", "quant=fp32", "callbacks=none")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -19,6 +19,7 @@ class Cell:
     failures: list[str] = field(default_factory=list)
     val_curves: list[list[tuple[int, float]]] = field(default_factory=list)
     step_s: list[float] = field(default_factory=list)
+    spikes: list[int] = field(default_factory=list)  # per seed, from the logged train losses
 
     @property
     def mean(self) -> float:
@@ -51,7 +52,16 @@ def cells_by_workload(results: list[dict[str, Any]]) -> dict[str, dict[tuple[str
         cell.val_curves.append([tuple(v) for v in r["val"]])
         if r.get("median_step_s"):
             cell.step_s.append(r["median_step_s"])
+        cell.spikes.append(count_spikes([loss for _, loss, *_ in r.get("curve", [])]))
     return table
+
+
+def count_spikes(losses: list[float], window: int = 10, rise: float = 0.15) -> int:
+    """Logged train losses more than `rise` (15%) above the median of the `window` logged before them.
+
+    With the harness's log every 10 steps, batch-to-batch noise of the char-level GPT stays within
+    about 5% of the median; a 15% jump is a loss spike, not noise."""
+    return sum(1 for i in range(window, len(losses)) if losses[i] > (1 + rise) * statistics.median(losses[i - window : i]))
 
 
 def band(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -137,11 +147,12 @@ def markdown(results: list[dict[str, Any]], reference: str) -> str:
                 f"| {s.method} | {s.best.lr:g} | {_fmt_loss(s.best.mean, s.best.std)} | {_fmt_loss(s.worst_mean)} "
                 f"| {steps} | {time_ratio} | {s.failures} |"
             )
-        out.append("\n| method | base LR | seeds finished | final val loss (mean ± std) | failures |")
-        out.append("|---|---|---|---|---|")
+        out.append("\n| method | base LR | seeds finished | final val loss (mean ± std) | loss spikes per seed | failures |")
+        out.append("|---|---|---|---|---|---|")
         for (method, lr), cell in sorted(cells.items()):
             fails = "; ".join(cell.failures) or "-"
             finished = _fmt_loss(statistics.mean(cell.finals), cell.std) if cell.finals else "failed"
-            out.append(f"| {method} | {lr:g} | {len(cell.finals)} | {finished} | {fails} |")
+            spikes = ", ".join(map(str, cell.spikes)) or "-"
+            out.append(f"| {method} | {lr:g} | {len(cell.finals)} | {finished} | {spikes} | {fails} |")
         out.append("")
     return "\n".join(out)

@@ -36,6 +36,13 @@ class AuxLRController(pl.Callback):
         cluster_key: where a batch carries its cluster id: batch[cluster_key] for a dict batch, else the
             attribute of that name (per-sample ids use the batch's most common one).
         seed: the network's initialization.
+        signal: the hypergradient estimate it learns from: "lowpass" (default), "greedy" or "smoothed"
+            (lightning_hybrid/control/trace.py).
+        learn_until: fraction of the run's optimizer steps during which the network learns and moves the
+            multiplier; afterwards the multiplier is held and the schedule alone shapes the LR. Every
+            hypergradient estimate here turns towards smaller LRs once batch noise dominates the loss
+            (measured on the ternary char-level GPT: the multiplier fell from 16 to 1 between steps 400 and
+            2000 of 2000), the short-horizon bias of Wu et al. 2018; the schedule anneals anyway.
 
     Memory: one float32 copy of the trainable parameters (the parameter EMA of the horizon).
     With several optimizers the signal is read at the first optimizer's step, over all of them.
@@ -45,16 +52,20 @@ class AuxLRController(pl.Callback):
         self,
         mode: str = "multiply",
         max_multiplier: float = 32.0,
-        max_radius_scale: float = 4.0,
-        aux_lr: float = 1e-3,
+        max_radius_scale: float = 2.0,
+        aux_lr: float = 3e-4,
         horizon_decay: float = 0.99,
         hidden: int = 32,
         num_clusters: int = 0,
         cluster_key: str = "cluster",
         seed: int = 0,
         signal: str = "lowpass",
+        learn_until: float = 0.3,
     ) -> None:
         self.mode = choice("mode", mode, MODES)
+        if isinstance(learn_until, bool) or not isinstance(learn_until, (int, float)) or not 0 < learn_until <= 1:
+            raise ValueError(f"`learn_until` must be a fraction of training in (0, 1], got {learn_until!r}.")
+        self.learn_until = float(learn_until)
         self.learner = AuxLRLearner(max_multiplier, max_radius_scale, aux_lr, horizon_decay, hidden, num_clusters, seed)
         self.trace = ParameterTrace(horizon_decay, signal)
         self.signals = SignalTracker()
@@ -120,19 +131,26 @@ class AuxLRController(pl.Callback):
             self.skipped += 1
             rank_zero_warn(f"AuxLRController: step {trainer.global_step} skipped: {reason}; the weights are unchanged.")
             return
+        progress = trainer.global_step / max(trainer.estimated_stepping_batches, 1)
+        if progress >= self.learn_until:  # held: keep the multiplier, pick up the schedule's changes
+            self.lrs.apply(trainer.optimizers, self.learner.multiplier)
+            self._count(self.learner.multiplier)
+            return
         cut = self._trust_region.core.last_cut_fraction if self._trust_region is not None else 0.0
         self.learner.settle(cut)
         reading = self.trace.read(params, [p.grad for p in params])
         self.learner.learn(reading.cosine)
         self.trace.update(params)
         self.signals.update(loss, reading.grad_norm, reading.cosine)
-        progress = trainer.global_step / max(trainer.estimated_stepping_batches, 1)
         features = self.signals.features(reading.displacement, progress, *self.learner.last_outputs())
         multiplier, _ = self.learner.propose(features, self._cluster)
         self.lrs.apply(trainer.optimizers, multiplier)
+        self._count(multiplier)
+        self.last_hypergradient = reading.cosine
+
+    def _count(self, multiplier: float) -> None:
         self.steps += 1
         self.multiplier_sum += multiplier
-        self.last_hypergradient = reading.cosine
 
     @property
     def radius_scale(self) -> float:

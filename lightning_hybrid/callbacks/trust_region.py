@@ -21,7 +21,7 @@ class TrustRegion(pl.Callback):
             None calibrates it: no bound for the first `calibration_steps` steps, then twice the largest of them.
         scope: "global" (one bound on the whole step) or "tensor" (a relative bound per tensor).
         grow, shrink, spike_shrink, good_ratio, bad_ratio, spike_zscore, window, calibration_steps,
-        min_radius, max_radius: see TrustRegionCore.
+        min_radius, max_radius, max_growth: see TrustRegionCore.
 
     Works with any torch optimizer through its step pre/post hooks (Lightning has no after-step hook),
     so with gradient accumulation (one bound per optimizer step) and gradient clipping (the bound applies
@@ -46,10 +46,11 @@ class TrustRegion(pl.Callback):
         calibration_steps: int = 50,
         min_radius: float = 1e-8,
         max_radius: float = 1e8,
+        max_growth: float = 4.0,
     ) -> None:
         self.core = TrustRegionCore(
             initial_radius, scope, grow, shrink, spike_shrink, good_ratio, bad_ratio, spike_zscore, window,
-            calibration_steps, min_radius, max_radius,
+            calibration_steps, min_radius, max_radius, max_growth,
         )  # fmt: skip
         self._loss = StepLoss()
         self._handles: list[Any] = []

@@ -81,8 +81,8 @@ class AuxLRLearner:
     def __init__(
         self,
         max_multiplier: float = 32.0,
-        max_radius_scale: float = 4.0,
-        lr: float = 1e-3,
+        max_radius_scale: float = 2.0,
+        lr: float = 3e-4,
         trace_decay: float = 0.99,
         hidden: int = 32,
         num_clusters: int = 0,

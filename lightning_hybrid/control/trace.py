@@ -101,6 +101,7 @@ class ParameterTrace:
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {f"trace.{i}": e.clone() for i, e in enumerate(self.ema)}
         state.update({f"trace_grad.{i}": e.clone() for i, e in enumerate(self.grad_ema) if e is not None})
+        state.update({f"trace_fast.{i}": e.clone() for i, e in enumerate(self.fast)})
         return state
 
     def load_state_dict(self, state: dict, device_of: Sequence[torch.Tensor]) -> None:
@@ -112,4 +113,4 @@ class ParameterTrace:
                 for i, p in enumerate(device_of)
             ]
 
-        self.ema, self.grad_ema = load("trace."), load("trace_grad.")
+        self.ema, self.grad_ema, self.fast = load("trace."), load("trace_grad."), load("trace_fast.")

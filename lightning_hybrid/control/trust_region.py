@@ -16,6 +16,8 @@ the noise the step fitted), so rho is small even on healthy windows. At each win
   * bad window: the loss rose by more than twice its noise level and rho < bad_ratio: mu *= shrink;
   * good window: rho > good_ratio and the bound cut at least one of its steps: mu *= grow;
   * otherwise mu stays.
+mu never grows past max_growth times its initial (or calibrated) value: growth
+undoes shrinking, and the bound stays a bound when an LR controller raises the LR.
 A loss spike (more than spike_zscore standard deviations above the loss EMA) or a non-finite step
 shrinks mu at once by spike_shrink.
 
@@ -60,6 +62,7 @@ class TrustRegionCore:
         calibration_steps: int = 50,
         min_radius: float = 1e-8,
         max_radius: float = 1e8,
+        max_growth: float = 4.0,
     ) -> None:
         self.radius = None if initial_radius is None else positive("initial_radius", initial_radius)
         self.scope = choice("scope", scope, SCOPES)
@@ -77,6 +80,8 @@ class TrustRegionCore:
         self.min_radius, self.max_radius = positive("min_radius", min_radius), positive("max_radius", max_radius)
         if self.min_radius >= self.max_radius:
             raise ValueError(f"`min_radius` must be below `max_radius`, got {min_radius!r} and {max_radius!r}.")
+        self.max_growth = above_one("max_growth", max_growth)
+        self.ceiling = math.inf if self.radius is None else self.radius * self.max_growth
         self._snapshot: list[torch.Tensor] = []
         self.reset_statistics()
 
@@ -160,6 +165,7 @@ class TrustRegionCore:
             if self.steps >= self.calibration_steps:
                 # Calibrated: room for steps twice the largest of the first ones.
                 self.radius = min(max(2.0 * self.largest_seen, self.min_radius), self.max_radius)
+                self.ceiling = self.radius * self.max_growth
 
     # -- adapting mu ------------------------------------------------------------------------------
     def observe_loss(self, loss: float) -> bool:
@@ -211,12 +217,13 @@ class TrustRegionCore:
 
     def _resize(self, factor: float) -> None:
         if self.radius is not None:
-            self.radius = min(max(self.radius * factor, self.min_radius), self.max_radius)
+            self.radius = min(max(self.radius * factor, self.min_radius), self.max_radius, self.ceiling)
 
     # -- checkpoint state ---------------------------------------------------------------------------
     _STATE = (
         "steps", "cut_steps", "spikes", "skipped", "largest_seen", "last_cut_fraction", "last_predicted", "loss_mean",
         "loss_var", "observed", "last_loss", "window_start", "window_steps", "window_predicted", "window_cut", "ratio",
+        "ceiling",
     )  # fmt: skip
 
     def state_dict(self) -> dict[str, float | int]:

@@ -83,6 +83,12 @@ def test_good_windows_with_cut_steps_grow_the_radius():
     assert core.ratio > 0
 
 
+def test_growth_stops_at_max_growth_times_the_initial_radius():
+    core = TrustRegionCore(initial_radius=1.0, window=10, max_growth=3.0)
+    _run_windows(core, [3.0 - 0.01 * i for i in range(45)], cut=True)
+    assert core.radius == 3.0
+
+
 def test_good_windows_without_cut_steps_leave_it():
     core = TrustRegionCore(initial_radius=1.0, window=10)
     _run_windows(core, [3.0 - 0.01 * i for i in range(25)], cut=False)

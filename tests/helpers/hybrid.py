@@ -40,9 +40,6 @@ class StepProbe(pl.Callback):
             self._step = trainer.global_step
             self._before = [p.detach().clone() for p in pl_module.parameters()]
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        pass
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step != self._step:  # an optimizer step happened in this batch
             after = [p.detach().clone() for p in pl_module.parameters()]
@@ -53,15 +50,9 @@ class StepProbe(pl.Callback):
 def fit(callbacks, max_steps=12, ckpt_path=None, model=None, **trainer_kwargs):
     torch.manual_seed(0)
     model = model or ScheduledClassifier()
+    defaults = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
     trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=max_steps,
-        callbacks=callbacks,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        **{"enable_checkpointing": False, **trainer_kwargs},
+        accelerator="cpu", max_steps=max_steps, callbacks=callbacks, limit_val_batches=0, **{**defaults, **trainer_kwargs}
     )
-    trainer.fit(model, classification_loader(n=256), ckpt_path=ckpt_path)
+    trainer.fit(model, classification_loader(n=96), ckpt_path=ckpt_path)  # 6 steps an epoch
     return trainer, model

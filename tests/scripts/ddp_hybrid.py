@@ -1,0 +1,57 @@
+"""2-process CPU DDP run with AuxLRController and TrustRegion; each rank saves its final weights and
+the LR and radius of every step, for comparison across ranks.
+
+Run as a script: strategy="ddp" relaunches sys.argv in every process, which pytest cannot be.
+    python tests/scripts/ddp_hybrid.py OUT_DIR
+"""
+
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+from lightning_hybrid import AuxLRController, TernaryQAT, TrustRegion
+from lightning_hybrid.data import TextDataModule
+from lightning_hybrid.models import LanguageModel
+
+
+class History(pl.Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.radii: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+        tr = next(c for c in trainer.callbacks if isinstance(c, TrustRegion))
+        self.radii.append(tr.core.effective_radius())
+
+
+def main(out: Path) -> None:
+    torch.set_num_threads(1)
+    pl.seed_everything(0)
+    data = TextDataModule(max_bytes=100_000, block_size=16, batch_size=4)  # the stdlib source
+    model = LanguageModel(vocab_size=data.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32, warmup_steps=2)
+    history = History()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_steps=16,
+        limit_val_batches=0,
+        gradient_clip_val=1.0,
+        callbacks=[TernaryQAT(), AuxLRController(aux_lr=3e-2), TrustRegion(calibration_steps=3, window=3), history],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, data)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state["_lrs"] = torch.tensor(history.lrs, dtype=torch.float64)
+    state["_radii"] = torch.tensor(history.radii, dtype=torch.float64)
+    torch.save(state, out / f"rank{trainer.global_rank}.pt")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
