@@ -35,23 +35,27 @@ class StepLoss:
         self.total += float(loss.detach())
         self.count += 1
 
-    def take(self, trainer: pl.Trainer) -> float:
-        """The step's loss, averaged over ranks (the same number on every rank); resets the sum."""
-        value = torch.tensor(self.total if self.count else float("nan"), dtype=torch.float64)
+    def take(self, trainer: pl.Trainer) -> float | None:
+        """The step's loss, averaged over ranks (the same number on every rank), or None when no loss
+        went through Lightning's backward (manual optimization calling loss.backward()); resets the sum."""
+        if not self.count:
+            return None
+        value = torch.tensor(self.total, dtype=torch.float64)
         self.total, self.count = 0.0, 0
         return float(trainer.strategy.reduce(value.to(trainer.strategy.root_device), reduce_op="mean"))
 
 
-def nonfinite_reason(trainer: pl.Trainer, loss: float, params: list[torch.nn.Parameter]) -> str | None:
-    """Why this step must not touch the weights (agreed by all ranks), or None."""
+def nonfinite_reason(trainer: pl.Trainer, loss: float | None, params: list[torch.nn.Parameter]) -> str | None:
+    """Why this step must not touch the weights (agreed by all ranks), or None. An unknown loss (None)
+    is not a reason: the gradients are still checked."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return "no gradients (an earlier callback dropped a non-finite step)"
     grads_ok = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
-    ok = trainer.strategy.reduce_boolean_decision(math.isfinite(loss) and grads_ok, all=True)
-    if ok:
+    loss_ok = loss is None or math.isfinite(loss)
+    if trainer.strategy.reduce_boolean_decision(loss_ok and grads_ok, all=True):
         return None
-    return f"non-finite loss ({loss})" if not math.isfinite(loss) else "non-finite gradient"
+    return f"non-finite loss ({loss})" if not loss_ok else "non-finite gradient"
 
 
 def drop_gradients(params: list[torch.nn.Parameter]) -> None:

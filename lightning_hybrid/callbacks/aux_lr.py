@@ -38,13 +38,16 @@ class AuxLRController(pl.Callback):
         seed: the network's initialization.
         signal: the hypergradient estimate it learns from: "lowpass" (default), "greedy" or "smoothed"
             (lightning_hybrid/control/trace.py).
-        learn_until: fraction of the run's optimizer steps during which the network learns and moves the
-            multiplier; afterwards the multiplier is held and the schedule alone shapes the LR. Every
-            hypergradient estimate here turns towards smaller LRs once batch noise dominates the loss
-            (measured on the ternary char-level GPT: the multiplier fell from 16 to 1 between steps 400 and
-            2000 of 2000), the short-horizon bias of Wu et al. 2018; the schedule anneals anyway.
+        learn_until: fraction of the run's optimizer steps (Trainer.estimated_stepping_batches) during
+            which the network learns and moves the multiplier; afterwards the multiplier is held and the
+            schedule alone shapes the LR. None: 0.3 with mode="multiply", 1.0 with "replace" (where
+            there is no schedule to anneal). Every hypergradient estimate here turns towards smaller
+            LRs once batch noise dominates the loss, the short-horizon bias of Wu et al. 2018; measured
+            on the ternary char-level GPT, the multiplier fell from about 16 to 1 between steps 400 and
+            2000 of 2000 when it kept learning (benchmarks/results/design_history/). The schedule
+            anneals anyway.
 
-    Memory: one float32 copy of the trainable parameters (the parameter EMA of the horizon).
+    Memory: two float32 copies of the trainable parameters (the two parameter EMAs of signal="lowpass").
     With several optimizers the signal is read at the first optimizer's step, over all of them.
     """
 
@@ -60,9 +63,11 @@ class AuxLRController(pl.Callback):
         cluster_key: str = "cluster",
         seed: int = 0,
         signal: str = "lowpass",
-        learn_until: float = 0.3,
+        learn_until: float | None = None,
     ) -> None:
         self.mode = choice("mode", mode, MODES)
+        if learn_until is None:
+            learn_until = 0.3 if mode == "multiply" else 1.0
         if isinstance(learn_until, bool) or not isinstance(learn_until, (int, float)) or not 0 < learn_until <= 1:
             raise ValueError(f"`learn_until` must be a fraction of training in (0, 1], got {learn_until!r}.")
         self.learn_until = float(learn_until)
@@ -136,6 +141,8 @@ class AuxLRController(pl.Callback):
             self.lrs.apply(trainer.optimizers, self.learner.multiplier)
             self._count(self.learner.multiplier)
             return
+        if loss is None:  # no loss seen (manual optimization without manual_backward): the last one stands
+            loss = self.signals.last_loss
         cut = self._trust_region.core.last_cut_fraction if self._trust_region is not None else 0.0
         self.learner.settle(cut)
         reading = self.trace.read(params, [p.grad for p in params])

@@ -98,7 +98,8 @@ class TrustRegion(pl.Callback):
                 f"radius shrinks to {self.core.effective_radius():.3g}."
             )
             return
-        self.core.observe_loss(loss)
+        if loss is not None:  # None: no loss went through Lightning's backward; mu keeps its value
+            self.core.observe_loss(loss)
         self._unclipped_norm = grad_norm(self._params)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

@@ -38,6 +38,14 @@ class SignalTracker:
         self.last_log_grad = 0.0
 
     def update(self, loss: float, grad_norm: float, cosine: float) -> None:
+        if math.isfinite(loss):  # an unknown loss (nan) leaves the loss signals as they were
+            self._update_loss(loss)
+        log_grad = math.log(max(grad_norm, 1e-12))
+        self.log_grad_ema = log_grad if self.log_grad_ema is None else self.log_grad_ema + 0.05 * (log_grad - self.log_grad_ema)
+        self.last_log_grad = log_grad
+        self.hyper_ema += 0.05 * (cosine - self.hyper_ema)
+
+    def _update_loss(self, loss: float) -> None:
         self.last_loss = loss
         log_loss = math.log(max(loss, 1e-12))
         if self.log_loss_ema is None:
@@ -46,16 +54,12 @@ class SignalTracker:
             previous = self.log_loss_ema
             self.log_loss_ema += (1 - self.loss_decay) * (log_loss - previous)
             self.slope += (1 - self.slope_decay) * ((self.log_loss_ema - previous) - self.slope)
-        log_grad = math.log(max(grad_norm, 1e-12))
-        self.log_grad_ema = log_grad if self.log_grad_ema is None else self.log_grad_ema + 0.05 * (log_grad - self.log_grad_ema)
-        self.last_log_grad = log_grad
-        self.hyper_ema += 0.05 * (cosine - self.hyper_ema)
 
     def features(self, displacement: float, progress: float, last_multiplier: float, last_radius: float) -> torch.Tensor:
         """`last_multiplier` and `last_radius` are the network's last outputs divided by their bounds."""
         log_disp = math.log(max(displacement, 1e-8))
         values = (
-            _clip(self.log_loss_ema - self.first_log_loss),
+            _clip(self.log_loss_ema - self.first_log_loss) if self.log_loss_ema is not None else 0.0,
             _clip(1000 * self.slope),
             _clip(self.last_log_grad - self.log_grad_ema),
             _clip((log_disp + 4.0) / 2.0),  # relative displacements of 1e-3..1e-1 map to about -1.5..0.8

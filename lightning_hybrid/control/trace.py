@@ -6,16 +6,29 @@ the LR (SGD, Adam, AdamW with decoupled decay) has d theta_t / d log lr = dtheta
 is greedy: near the noise floor a smaller LR always lowers the next loss, so it shrinks LRs that are
 better over a whole run (short-horizon bias, Wu et al. 2018).
 
-Here the signal looks back over many steps. Keep the exponential moving average of the parameters,
-    bar_theta_t = beta * bar_theta_{t-1} + (1 - beta) * theta_t.
-Then theta_t - bar_theta_{t-1} = sum_i beta^i dtheta_{t-1-i} (telescoping the sum over past steps), so
-    g_t . (theta_t - bar_theta_{t-1}) = sum_i beta^i d loss_t / d log lr_{t-1-i},
-the derivative of the current loss with respect to the log-LRs of the last ~1/(1 - beta) steps, to
-first order as in Baydin et al. Over a long horizon the drift along the valley, which grows with the
-horizon, outweighs the across-valley oscillation, which does not: the bias towards small LRs shrinks.
-The reading is the cosine of the two vectors, so its scale does not depend on the model's size.
+Three estimates, each a cosine so that its scale does not depend on the model's size, each over a
+horizon of ~1/(1 - beta) steps (bar_theta is the EMA of the parameters with decay beta):
 
-Memory: one copy of the trainable parameters (the EMA), plus one parameter tensor at a time.
+  greedy:   cos(g_t, theta_t - bar_theta_{t-1}). Telescoping, theta_t - bar_theta_{t-1} =
+            sum_i beta^i dtheta_{t-1-i}, so g_t . (theta_t - bar_theta_{t-1}) =
+            sum_i beta^i d loss_t / d log lr_{t-1-i}: the exact first-order hypergradient of the current
+            loss with respect to the recent log-LRs. Still greedy: it counts the oscillation across
+            the valley that a larger LR causes, which later annealing removes.
+  lowpass:  cos(g_t, fast_theta_{t-1} - bar_theta_{t-1}), fast_theta an EMA with a 10x shorter horizon.
+            The displacement keeps the slow drift of the iterates and filters out their step-to-step
+            oscillation; g_t is a fresh batch's gradient, so its noise is independent of the
+            displacement. Averaged over steps it estimates grad L(bar_theta) . drift (for a quadratic
+            the mean of gradients is the gradient at the mean point): is the averaged iterate, a proxy
+            for the annealed model, still going downhill?
+  smoothed: cos(bar_g_t, theta_t - bar_theta_{t-1}) with bar_g the gradient EMA. Biased towards
+            larger LRs: bar_g contains the very batch noise the recent steps followed.
+
+What each does on the ternary char-level GPT (benchmarks/README.md, "Hybrid optimizer"): greedy shrinks
+the LR to about 1e-4 from any base LR; smoothed drives it to the largest allowed multiplier; lowpass
+raises small LRs and, too slowly damped, overshoots large ones.
+
+Memory: float32 copies of the trainable parameters: one (greedy) or two (lowpass, smoothed), plus one
+parameter tensor at a time.
 """
 
 from __future__ import annotations

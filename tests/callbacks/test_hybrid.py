@@ -79,7 +79,7 @@ def test_a_non_finite_loss_skips_the_step_and_shrinks_the_radius():
 
 def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
     def callbacks():
-        return [AuxLRController(aux_lr=3e-2), TrustRegion(calibration_steps=3, window=3), LRLog(), StepProbe()]
+        return [AuxLRController(aux_lr=3e-2, learn_until=1.0), TrustRegion(calibration_steps=3, window=3), LRLog(), StepProbe()]
 
     # The uninterrupted run writes a checkpoint after step 6 (an epoch boundary: 6 batches an epoch).
     save = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=6, save_top_k=-1, filename="{step}")
@@ -115,6 +115,24 @@ def test_trust_region_refuses_several_optimizers():
 
     with pytest.raises(ValueError, match="one optimizer; configure_optimizers returned 2"):
         fit([TrustRegion()], model=TwoOptimizers())
+
+
+def test_manual_optimization_calling_backward_directly_still_steps():
+    class PlainBackward(ScheduledClassifier):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+
+        def training_step(self, batch, batch_idx):
+            opt = self.optimizers()
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(self(batch[0]), batch[1]).backward()  # not manual_backward
+            opt.step()
+
+    log, aux, tr = LRLog(), AuxLRController(aux_lr=3e-2, learn_until=1.0), TrustRegion()
+    fit([aux, tr, log], max_steps=6, model=PlainBackward())
+    assert aux.summary()["skipped_steps"] == tr.summary()["skipped_steps"] == 0
+    assert len(set(log.lrs)) > 3  # the controller still read the gradients and moved the LR
 
 
 @pytest.mark.parametrize("callback", [TrustRegion(), AuxLRController()])
