@@ -40,7 +40,12 @@ def main(out: Path) -> None:
         max_steps=16,
         limit_val_batches=0,
         gradient_clip_val=1.0,
-        callbacks=[TernaryQAT(), AuxLRController(aux_lr=3e-2, learn_until=1.0), TrustRegion(calibration_steps=3, window=3), history],
+        callbacks=[
+            TernaryQAT(),
+            AuxLRController(aux_lr=3e-2, learn_until=1.0),
+            TrustRegion(calibration_steps=3, window=3),
+            history,
+        ],
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
