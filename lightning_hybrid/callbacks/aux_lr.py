@@ -138,6 +138,8 @@ class AuxLRController(pl.Callback):
             return
         progress = trainer.global_step / max(trainer.estimated_stepping_batches, 1)
         if progress >= self.learn_until:  # held: keep the multiplier, pick up the schedule's changes
+            if loss is not None:
+                self.signals.last_loss = loss  # the summary's final loss
             self.lrs.apply(trainer.optimizers, self.learner.multiplier)
             self._count(self.learner.multiplier)
             return

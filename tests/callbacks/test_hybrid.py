@@ -39,12 +39,21 @@ def test_multiply_mode_scales_the_users_chainable_schedule():
     assert aux.summary()["steps"] == 12
 
 
+class LossLog(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self.losses.append(float(loss))
+
+
 def test_the_multiplier_is_held_after_learn_until():
-    log = LRLog()
-    fit([AuxLRController(aux_lr=3e-2, learn_until=0.5), log])
+    log, losses, aux = LRLog(), LossLog(), AuxLRController(aux_lr=3e-2, learn_until=0.5)
+    fit([aux, log, losses])
     multipliers = [lr / s for lr, s in zip(log.lrs, log.scheduled)]
     assert len(set(multipliers[:6])) > 3  # learning: it moves
     assert multipliers[6:] == pytest.approx([multipliers[6]] * 6, rel=1e-12)  # held from step 6 of 12
+    assert aux.summary()["final_loss"] == round(losses.losses[-1], 4)  # still read while held
 
 
 def test_replace_mode_holds_the_base_lr_and_says_so_once(caplog):
