@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--out", type=Path, required=True, help="CSV to write")
     parser.add_argument("overrides", nargs="*", help="main-job overrides, e.g. callbacks=hybrid")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     torch.set_num_threads(1)
     overrides = [
         "experiment=nanogpt_cpu", "quant=ternary", f"data.path={args.data}", f"model.lr={args.lr}",
