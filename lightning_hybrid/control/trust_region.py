@@ -9,9 +9,9 @@ against about the norm of a typical initialization instead of 0.
 Ratio test (Nocedal & Wright, "Numerical Optimization", alg. 4.1), made for minibatches. The
 first-order model predicts the decrease pred_t = -g_t . dtheta_t; consecutive batch losses give an
 unbiased but noisy estimate of the actual decrease. One step's actual decrease is lost in batch noise
-(measured on the char-level GPT: noise ~0.1 against ~1e-3 of decrease a step), so the test runs on
-windows of `window` steps: actual = (loss EMA at the window's start) - (loss EMA now), predicted = the
-sum of pred_t, rho = actual / predicted. The minibatch prediction overstates the decrease (g_t carries
+(ternary char-level GPT, AdamW at 1e-2, steps 500-1500: batch-loss std 0.053 against a decrease of
+0.0005 a step), so the test runs on windows of `window` steps: actual = (loss EMA at the window's
+start) - (loss EMA now), predicted = the sum of pred_t, rho = actual / predicted. The minibatch prediction overstates the decrease (g_t carries
 the noise the step fitted), so rho is small even on healthy windows. At each window's end:
   * bad window: the loss rose by more than twice its noise level and rho < bad_ratio: mu *= shrink;
   * good window: rho > good_ratio and the bound cut at least one of its steps: mu *= grow;
