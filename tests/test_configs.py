@@ -114,7 +114,8 @@ def test_benchmark_group_expands_to_runs(option):
         cfg = compose("bench", overrides=[f"benchmark={option}", f"text_paths.shakespeare={TEXT}"])
     runs = grid(cfg)
     assert runs and all(r.overrides for r in runs)
-    expected = {"quick": 10, "full": 4 * 3 * 2 + 3 + 4 * 3}[option]  # full: ternary sweeps + prodigy + fp32 reference
+    # quick: 3 swept methods x 2 LRs x 2 seeds + prodigy; full: 5 swept ternary methods + prodigy + fp32 reference
+    expected = {"quick": 3 * 2 * 2 + 2, "full": 5 * 4 * 3 + 3 + 4 * 3}[option]
     assert len(runs) == expected
     for run in runs[:3]:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lightning_hybrid.benchmark.recorder import NonFiniteLossError, RunRecorder
-from lightning_hybrid.benchmark.report import band, cells_by_workload, markdown, summarize
+from lightning_hybrid.benchmark.report import band, cells_by_workload, count_spikes, markdown, summarize
 
 
 def _result(method, lr, seed, curve, status="ok", step_s=0.01):
@@ -54,7 +54,15 @@ def test_markdown_shows_ratios_and_failures():
     assert "Target val loss: 2.000 (ref at its best base LR)." in text
     assert "| fast | 0.01 | 1.700 ± 0.000 | failed | 20 (0.67x) | 2.00x | 1 |" in text
     assert "| ref | 0.01 | 2.000 ± 0.141 | 3.000 | 30 (1.00x) | 1.00x | 0 |" in text
-    assert "| fast | 0.1 | 1 | 1.400 ± 0.000 | seed 0: NonFiniteLossError: non-finite training loss (nan) at step 7 |" in text
+    assert "| fast | 0.1 | 1 | 1.400 ± 0.000 | 0 | seed 0: NonFiniteLossError: non-finite training loss (nan) at step 7 |" in text
+
+
+def test_count_spikes_counts_rises_above_the_recent_median():
+    # Oracle: a hand-made curve; the median of the 10 points before indices 12 and 14 is 2.005.
+    losses = [2.0 + 0.01 * (i % 2) for i in range(12)] + [2.29, 2.0, 2.31, 2.0]
+    assert count_spikes(losses) == 1  # 2.31 > 1.15 * 2.005 = 2.306; 2.29 is not
+    assert count_spikes(losses, rise=0.1) == 2
+    assert count_spikes(losses[:10]) == 0  # nothing before the first full window
 
 
 def test_recorder_stops_a_run_on_a_non_finite_loss():
