@@ -7,6 +7,7 @@ import math
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 # Strategies that shard parameters: a norm or dot product over one rank's shard is not the model's.
 _SHARDED = ("FSDPStrategy", "DeepSpeedStrategy", "ModelParallelStrategy")
@@ -19,6 +20,13 @@ def refuse_sharded(trainer: pl.Trainer, who: str) -> None:
             f"{who} needs every rank to hold all parameters (it measures norms and dot products over them), "
             f"but the strategy is {name}, which shards them. Use strategy='ddp' or drop {who}."
         )
+
+
+def report_summary(trainer: pl.Trainer, name: str, prefix: str, summary: dict[str, float | int]) -> None:
+    """Log a callback's end-of-fit summary to every logger (as prefix/key) and print it on rank 0."""
+    for logger in trainer.loggers:
+        logger.log_metrics({f"{prefix}/{k}": float(v) for k, v in summary.items()}, step=trainer.global_step)
+    rank_zero_info(f"{name}: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
 
 
 def trainable(optimizers: list[torch.optim.Optimizer]) -> list[torch.nn.Parameter]:

@@ -9,7 +9,15 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from lightning_hybrid.callbacks._steps import ScaledLR, StepLoss, drop_gradients, nonfinite_reason, refuse_sharded, trainable
+from lightning_hybrid.callbacks._steps import (
+    ScaledLR,
+    StepLoss,
+    drop_gradients,
+    nonfinite_reason,
+    refuse_sharded,
+    report_summary,
+    trainable,
+)
 from lightning_hybrid.control.aux_net import AuxLRLearner
 from lightning_hybrid.control.checks import choice
 from lightning_hybrid.control.signals import SignalTracker
@@ -182,10 +190,7 @@ class AuxLRController(pl.Callback):
         }
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        summary = self.summary()
-        for logger in trainer.loggers:
-            logger.log_metrics({f"auxlr_summary/{k}": float(v) for k, v in summary.items()}, step=trainer.global_step)
-        rank_zero_info("AuxLRController: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+        report_summary(trainer, "AuxLRController", "auxlr_summary", self.summary())
 
     # -- checkpoint state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

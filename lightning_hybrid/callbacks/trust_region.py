@@ -6,9 +6,17 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 
-from lightning_hybrid.callbacks._steps import StepLoss, drop_gradients, grad_norm, nonfinite_reason, refuse_sharded, trainable
+from lightning_hybrid.callbacks._steps import (
+    StepLoss,
+    drop_gradients,
+    grad_norm,
+    nonfinite_reason,
+    refuse_sharded,
+    report_summary,
+    trainable,
+)
 from lightning_hybrid.control.trust_region import TrustRegionCore
 
 
@@ -141,10 +149,7 @@ class TrustRegion(pl.Callback):
         }
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        summary = self.summary()
-        for logger in trainer.loggers:
-            logger.log_metrics({f"trust_summary/{k}": float(v) for k, v in summary.items()}, step=trainer.global_step)
-        rank_zero_info("TrustRegion: " + ", ".join(f"{k} {v}" for k, v in summary.items()))
+        report_summary(trainer, "TrustRegion", "trust_summary", self.summary())
 
     def state_dict(self) -> dict[str, Any]:
         return {**self.core.state_dict(), "scope": self.core.scope}
