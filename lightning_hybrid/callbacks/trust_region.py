@@ -89,7 +89,7 @@ class TrustRegion(pl.Callback):
         for handle in self._handles:
             handle.remove()
         self._handles = []
-        self.core._snapshot = []  # give the copy back
+        self.core.release()
 
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
         self._loss.add(loss)
@@ -122,8 +122,6 @@ class TrustRegion(pl.Callback):
         outcome = self.core.constrain(self._params, [p.grad for p in self._params], scale, factor)
         self.last_outcome = outcome
         if outcome.restored:
-            self.core.skipped += 1
-            self.core._resize(self.core.spike_shrink)
             rank_zero_warn("TrustRegion: the optimizer produced a non-finite update; the weights were put back.")
 
     def on_train_batch_end(

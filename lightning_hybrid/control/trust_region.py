@@ -112,6 +112,10 @@ class TrustRegionCore:
                 for s, p in zip(self._snapshot, params):
                     s.copy_(p.detach())
 
+    def release(self) -> None:
+        """Give the snapshot's memory back (the next snapshot allocates it again)."""
+        self._snapshot = []
+
     def effective_radius(self, scale: float = 1.0) -> float:
         return math.inf if self.radius is None else min(max(self.radius * scale, self.min_radius), self.max_radius)
 
@@ -134,7 +138,7 @@ class TrustRegionCore:
             if not math.isfinite(total) or not all(map(math.isfinite, dots)):
                 for p, s in zip(params, self._snapshot):
                     p.copy_(s)
-                self.steps += 1
+                self.skip()  # counted and shrunk like a skipped step
                 return StepOutcome(float("nan"), 1.0, 0.0, restored=True)
             factors, norm = self._factors(sq, refs, scale)
             for p, s, f in zip(params, self._snapshot, factors):

@@ -57,6 +57,7 @@ def test_a_non_finite_step_puts_the_parameters_back():
     old, outcome = _step(core, params, [torch.tensor([0.0, float("nan"), 0.0]), torch.zeros(2)])
     assert outcome.restored
     assert all(torch.equal(p, o) for p, o in zip(params, old))
+    assert core.skipped == 1 and core.radius == 0.5  # counted and shrunk like a skipped step
 
 
 def test_calibration_sets_the_radius_to_twice_the_largest_early_step():
