@@ -1,14 +1,20 @@
 """lightning_hybrid: 1.58-bit and 1-bit quantization-aware training for PyTorch Lightning."""
 
 from lightning_hybrid.callbacks import AuxLRController, TernaryQAT, TrustRegion
+from lightning_hybrid.data import ClusterDataModule, ClusteredTextDataModule
 from lightning_hybrid.export import load_packed, save_packed
 from lightning_hybrid.quant import BitLinear, QuantizationError, convert
+from lightning_hybrid.quant.precision import PrecisionAllocator, PrecisionPlan
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuxLRController",
     "BitLinear",
+    "ClusterDataModule",
+    "ClusteredTextDataModule",
+    "PrecisionAllocator",
+    "PrecisionPlan",
     "QuantizationError",
     "TernaryQAT",
     "TrustRegion",

@@ -1,14 +1,16 @@
 """Packed export: quantized weights at 1.6-2 bits a weight on disk, in a safetensors file.
 
-File format, version 1 (safetensors; all metadata values are strings):
-  tensors   "<layer>.weight_packed" (uint8, see quant/pack.py) and "<layer>.weight_scale" (fp32, [1]) for
-            every quantized layer; every other state_dict entry under its own key, at its own dtype;
+File format, version 1 and 2 (safetensors; all metadata values are strings):
+  tensors   "<layer>.weight_packed" (uint8, see quant/pack.py) and "<layer>.weight_scale" (fp32: [1] for
+            1 and 1.58 bits, [out_features] for 2, 4 and 8) for every quantized layer; every other state_dict entry under its own key, at its own dtype;
             a tensor shared by several keys (tied weights) is stored once.
   metadata  format="lightning_hybrid.packed", format_version="1",
             layers   = JSON {layer: {bits, layout, shape, act_bits, dtype}},
             aliases  = JSON {key: key it shares storage with},
             state    = JSON {state_dict key: shape} of the model that was saved (its fingerprint),
             sha256   = digest of every stored tensor's bytes, in sorted key order.
+Version 2 adds the 2/4/8-bit layers of mixed-precision plans ("4bit" and "int8" layouts, per-row
+scales); a file without such layers is written as version 1, so older readers still load it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from lightning_hybrid.quant.convert import bit_linears, replace_submodule
 from lightning_hybrid.quant.inference import PackedBitLinear
 
 FORMAT = "lightning_hybrid.packed"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")
+INTEGER_LAYOUT = {2: "2bit", 4: "4bit", 8: "int8"}
 
 
 class PackedFileError(ValueError):
@@ -42,11 +46,17 @@ class LayerBytes:
     numel: int
     bits: float
     layout: str
-    packed_bytes: int
+    packed_bytes: int  # the codes
+    scale_bytes: int = 4  # fp32 scales: one per layer (1, 1.58 bits) or one per output row (2, 4, 8)
 
     @property
     def bits_per_weight(self) -> float:
+        """Code bits a weight (the nominal width, plus row padding)."""
         return 8 * self.packed_bytes / self.numel
+
+    @property
+    def bits_per_weight_with_scales(self) -> float:
+        return 8 * (self.packed_bytes + self.scale_bytes) / self.numel
 
 
 @dataclass
@@ -72,10 +82,19 @@ class PackReport:
         numel = sum(layer.numel for layer in self.layers)
         return 8 * sum(layer.packed_bytes for layer in self.layers) / max(numel, 1)
 
+    @property
+    def quantized_bits_per_weight_with_scales(self) -> float:
+        numel = sum(layer.numel for layer in self.layers)
+        return 8 * sum(layer.packed_bytes + layer.scale_bytes for layer in self.layers) / max(numel, 1)
+
     def table(self) -> str:
-        rows = ["| layer | weights | bits | layout | bytes | bits/weight |", "|---|---|---|---|---|---|"]
+        rows = [
+            "| layer | weights | bits | layout | code bytes | scale bytes | bits/weight | with scales |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         rows += [
-            f"| {la.name} | {la.numel} | {la.bits} | {la.layout} | {la.packed_bytes} | {la.bits_per_weight:.3f} |"
+            f"| {la.name} | {la.numel} | {la.bits} | {la.layout} | {la.packed_bytes} | {la.scale_bytes} | "
+            f"{la.bits_per_weight:.3f} | {la.bits_per_weight_with_scales:.3f} |"
             for la in self.layers
         ]
         return "\n".join(rows) + "\n\n" + self.summary()
@@ -84,7 +103,8 @@ class PackReport:
         return (
             f"file {self.file_bytes} bytes; fp32 state dict {self.fp32_bytes} bytes "
             f"({self.compression_vs_fp32:.2f}x), bf16 {self.bf16_bytes} bytes ({self.compression_vs_bf16:.2f}x); "
-            f"quantized weights {self.quantized_bits_per_weight:.3f} bits each"
+            f"quantized weights {self.quantized_bits_per_weight:.3f} bits each "
+            f"({self.quantized_bits_per_weight_with_scales:.3f} with their scales)"
         )
 
 
@@ -120,10 +140,10 @@ def _pack_layers(model: nn.Module, layout: str) -> tuple[dict, dict, list[LayerB
                 "export holds fully quantized weights. Finish the warm-up (warmup_steps) before exporting."
             )
         codes, scale = ref.weight_codes(layer.weight, layer.bits)
-        lay = "1bit" if layer.bits == 1 else layout
+        lay = "1bit" if layer.bits == 1 else INTEGER_LAYOUT.get(layer.bits, layout)
         packed = packing.pack(codes.cpu(), lay)
         tensors[f"{name}.weight_packed"] = packed
-        tensors[f"{name}.weight_scale"] = scale.reshape(1).cpu()
+        tensors[f"{name}.weight_scale"] = scale.reshape(-1).cpu()
         layers[name] = {
             "bits": layer.bits,
             "layout": lay,
@@ -131,7 +151,7 @@ def _pack_layers(model: nn.Module, layout: str) -> tuple[dict, dict, list[LayerB
             "act_bits": layer.act_bits,
             "dtype": _dtype_name(layer.weight.dtype),
         }
-        sizes.append(LayerBytes(name, layer.weight.numel(), layer.bits, lay, packed.numel()))
+        sizes.append(LayerBytes(name, layer.weight.numel(), layer.bits, lay, packed.numel(), 4 * scale.numel()))
     return tensors, layers, sizes
 
 
@@ -163,9 +183,10 @@ def save_packed(model: nn.Module, path: str | os.PathLike, layout: str = "2bit")
     state = model.state_dict()
     rest, aliases = _unquantized_tensors(state, {f"{n}.weight" for n in layers})
     tensors.update(rest)
+    version = "2" if any(spec["bits"] in ref.INTEGER_BITS for spec in layers.values()) else "1"
     metadata = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": version,
         "layers": json.dumps(layers),
         "aliases": json.dumps(aliases),
         "state": json.dumps({k: list(v.shape) for k, v in state.items()}),
@@ -190,10 +211,10 @@ def _check_header(metadata: dict[str, str], path) -> None:
     if metadata.get("format") != FORMAT:
         raise PackedFileError(f"{os.fspath(path)!r} is not a lightning_hybrid packed file (format={metadata.get('format')!r}).")
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise PackedFileError(
-            f"{os.fspath(path)!r} has packed format version {version!r}; this lightning_hybrid reads version "
-            f"{FORMAT_VERSION}. Load it with the lightning_hybrid release that wrote it."
+            f"{os.fspath(path)!r} has packed format version {version!r}; this lightning_hybrid reads versions "
+            f"{', '.join(READABLE_VERSIONS)}. Load it with the lightning_hybrid release that wrote it."
         )
 
 

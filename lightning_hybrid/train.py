@@ -64,7 +64,9 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Seque
     train_loss = _loss(trainer.callback_metrics, "train_loss")
     val_loss = _loss(trainer.validate(model, datamodule, verbose=False)[0], "val_loss")
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
-    bits = str(qat.bits) if qat else "32 (fp32)"
+    bits = "32 (fp32)"
+    if qat:
+        bits = f"mixed, {qat.average_bits():.3f} on average" if qat.plan_bits else str(qat.bits)
     summary: dict[str, Any] = {"steps": trainer.global_step, "train_loss": train_loss, "val_loss": val_loss, "bits": bits}
     if qat:
         summary["quant_error_mean"] = round(float(qat.quantization_error()["mean"]), 4)

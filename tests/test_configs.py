@@ -8,9 +8,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from lightning_hybrid import TernaryQAT
+from lightning_hybrid import ClusterDataModule, PrecisionAllocator, PrecisionPlan, TernaryQAT
 from lightning_hybrid.data import TextDataModule
 from lightning_hybrid.models import LanguageModel
+from lightning_hybrid.quant.precision import LayerPlan
 from lightning_hybrid.train import build_callbacks, config_dir
 
 CONF = Path(config_dir())
@@ -44,7 +45,9 @@ def test_model_group(option):
 def test_data_group(option):
     cfg = _compose(f"data={option}", f"data.path={TEXT}")
     dm = instantiate(cfg.data)
-    assert isinstance(dm, TextDataModule) and dm.vocab_size > 1
+    assert isinstance(dm, (TextDataModule, ClusterDataModule)) and dm.vocab_size > 1
+    if option.startswith("clustered"):  # the Hydra option the clustering issue names
+        assert (dm.num_clusters, dm.policy) == (8, "balanced")
 
 
 def test_default_data_is_the_stdlib_source():
@@ -53,11 +56,17 @@ def test_default_data_is_the_stdlib_source():
 
 
 @pytest.mark.parametrize("option", _options("quant"))
-def test_quant_group(option):
-    cfg = _compose(f"quant={option}")
+def test_quant_group(option, tmp_path):
+    plan = tmp_path / "plan.json"
+    PrecisionPlan([LayerPlan("model.blocks.0.mlp.fc", 16, 0.1, 0, 4)], 2.0).save(plan)
+    cfg = _compose(f"quant={option}", *([f"quant.plan={plan}"] if option == "planned" else []))
     callbacks = [c for c in build_callbacks(cfg) if isinstance(c, TernaryQAT)]
-    expected = {"ternary": [1.58], "binary": [1], "fp32": []}[option]
+    expected = {"ternary": [1.58], "binary": [1], "fp32": [], "mixed": [1.58], "planned": [1.58]}[option]
     assert [c.bits for c in callbacks] == expected
+    if option == "mixed":
+        assert isinstance(callbacks[0].plan, PrecisionAllocator) and callbacks[0].plan.average_bits == 2.0
+    if option == "planned":
+        assert callbacks[0].plan_bits == {"model.blocks.0.mlp.fc": 4}
 
 
 @pytest.mark.parametrize("option", _options("trainer"))
@@ -115,7 +124,7 @@ def test_benchmark_group_expands_to_runs(option):
     runs = grid(cfg)
     assert runs and all(r.overrides for r in runs)
     # quick: 3 swept methods x 2 LRs x 2 seeds + prodigy; full: 5 swept ternary methods + prodigy + fp32 reference
-    expected = {"quick": 3 * 2 * 2 + 2, "full": 5 * 4 * 3 + 3 + 4 * 3}[option]
+    expected = {"quick": 3 * 2 * 2 + 2, "full": 5 * 4 * 3 + 3 + 4 * 3, "clusters": 4 * 3, "precision": 4 * 3}[option]
     assert len(runs) == expected
     for run in runs[:3]:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
 
+from lightning_hybrid.callbacks._plan import held_out_batches, step_loss
 from lightning_hybrid.quant import reference as ref
-from lightning_hybrid.quant.convert import ConversionReport, bit_linears, convert, set_quant_lambda, warmup_lambda
+from lightning_hybrid.quant.convert import (
+    ConversionReport,
+    bit_linears,
+    convert,
+    set_quant_lambda,
+    warmup_lambda,
+)
 from lightning_hybrid.quant.metrics import QuantizationError
+from lightning_hybrid.quant.precision import PrecisionAllocator, PrecisionPlan
+
+PlanLike = Mapping[str, float] | str | os.PathLike | PrecisionPlan | PrecisionAllocator
 
 
 def _is_int(value: Any, minimum: int) -> bool:
@@ -29,6 +42,10 @@ class TernaryQAT(pl.Callback):
             weight W + lam * (Q(W) - W) (and likewise for activations); 0 quantizes fully from the start.
         act_bits: per-token activation bits (8), or None to leave activations at full precision.
         log_every_n_steps: how often to log lam and the quantization error (default: the Trainer's).
+        plan: per-layer bits (mixed precision): a {layer name: bits} mapping, a PrecisionPlan or the path
+            of one saved as JSON, or a PrecisionAllocator, which measures the layers' sensitivity on a few
+            validation batches at the start of fit (after any checkpoint restore) and chooses the plan (printed, and saved to its
+            `save_to` in the logger's directory). Layers the plan does not name get `bits`.
 
     The model's state_dict keys do not change (BitLinear keeps `weight` and `bias`), so checkpoints load
     into the unconverted module too; lam lives in this callback's checkpoint state.
@@ -42,6 +59,7 @@ class TernaryQAT(pl.Callback):
         warmup_steps: int = 0,
         act_bits: int | None = 8,
         log_every_n_steps: int | None = None,
+        plan: PlanLike | None = None,
     ) -> None:
         self.bits = ref.check_bits(bits)
         self.include, self.exclude = include, exclude
@@ -53,18 +71,53 @@ class TernaryQAT(pl.Callback):
             raise ValueError(f"`log_every_n_steps` must be a positive integer or None, got {log_every_n_steps!r}.")
         self.log_every_n_steps = log_every_n_steps
         self.quant_lambda = warmup_lambda(0, self.warmup_steps)
+        self.plan = plan
+        self.plan_bits: dict[str, float] | None = _fixed_plan(plan)
         self.report: ConversionReport | None = None
         self._layers: dict = {}
         self._metric: QuantizationError | None = None
         self._last_logged_step = -1
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.report = convert(pl_module, self.bits, self.include, self.exclude, act_bits=self.act_bits)
+        self.report = convert(pl_module, self.bits, self.include, self.exclude, act_bits=self.act_bits, plan=self.plan_bits)
         if self.report.converted:  # a later stage (validate after fit) finds them converted: stay quiet
             rank_zero_info(f"TernaryQAT(bits={self.bits}): {self.report.describe()}")
         self._layers = bit_linears(pl_module)
         self._metric = QuantizationError(list(self._layers))
         set_quant_lambda(self._layers, self.quant_lambda)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After a checkpoint restore (load_state_dict has set the plan it was trained with) and on the
+        # weights training starts from, so an allocator measures the model it plans for.
+        if self.plan_bits is None and isinstance(self.plan, PrecisionAllocator):
+            self._apply_plan(self._allocate(trainer, pl_module))
+
+    def _allocate(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        allocator: PrecisionAllocator = self.plan  # type: ignore[assignment]
+        batches = held_out_batches(trainer, pl_module, allocator.num_batches)
+        # quant_lambda 0 makes every BitLinear compute exactly as the nn.Linear it replaced, so each
+        # layer's effect is measured alone
+        set_quant_lambda(self._layers, 0.0)
+        try:
+            plan = allocator.allocate(pl_module, self._layers, batches, allocator.loss_fn or step_loss)
+        finally:
+            set_quant_lambda(self._layers, self.quant_lambda)
+        bits = trainer.strategy.broadcast(plan.bits, src=0)  # every rank quantizes alike
+        rank_zero_info(f"PrecisionAllocator plan:\n{plan.table()}")
+        if allocator.save_to is not None and trainer.is_global_zero:
+            path = Path(allocator.save_to)
+            if not path.is_absolute():
+                path = Path(trainer.logger.save_dir if trainer.logger else trainer.default_root_dir) / path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            plan.save(path)
+            rank_zero_info(f"PrecisionAllocator: plan saved to {path} (and {path}.md)")
+        return bits
+
+    def average_bits(self) -> float:
+        """Parameter-weighted average weight width of the quantized layers."""
+        layers = list(self._layers.values())
+        total = sum(layer.weight.numel() for layer in layers)
+        return sum(layer.weight.numel() * layer.bits for layer in layers) / max(total, 1)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         self.quant_lambda = warmup_lambda(trainer.global_step, self.warmup_steps)
@@ -88,7 +141,10 @@ class TernaryQAT(pl.Callback):
         return self._metric.compute()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"quant_lambda": self.quant_lambda, "bits": self.bits, "warmup_steps": self.warmup_steps}
+        state = {"quant_lambda": self.quant_lambda, "bits": self.bits, "warmup_steps": self.warmup_steps}
+        if self.plan_bits is not None:
+            state["plan"] = json.dumps(self.plan_bits, sort_keys=True)
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved_bits = state_dict.get("bits", self.bits)
@@ -99,3 +155,30 @@ class TernaryQAT(pl.Callback):
             )
         self.quant_lambda = float(state_dict.get("quant_lambda", self.quant_lambda))
         set_quant_lambda(self._layers, self.quant_lambda)
+        if "plan" in state_dict:
+            self._apply_plan(json.loads(state_dict["plan"]))
+
+    def _apply_plan(self, saved: dict[str, float]) -> None:
+        """Give every named layer its width (a checkpoint's plan, or the allocator's)."""
+        missing = sorted(set(saved) - set(self._layers))
+        if missing:
+            raise ValueError(f"The precision plan names layers this model does not quantize: {missing[:5]}.")
+        for name, bits in saved.items():
+            self._layers[name].bits = ref.check_bits(bits, f"plan[{name!r}]")
+        self.plan_bits = dict(saved)
+
+
+def _fixed_plan(plan: Any) -> dict[str, float] | None:
+    """The bits of a plan given up front (mapping, PrecisionPlan, JSON path); None for none or an allocator."""
+    if plan is None or isinstance(plan, PrecisionAllocator):
+        return None
+    if isinstance(plan, (str, os.PathLike)):
+        plan = PrecisionPlan.load(plan)
+    if isinstance(plan, PrecisionPlan):
+        plan = plan.bits
+    if not isinstance(plan, Mapping):
+        raise ValueError(
+            f"`plan` must be a {{layer: bits}} mapping, a PrecisionPlan, the path of a saved one or a "
+            f"PrecisionAllocator, got {type(plan).__name__}."
+        )
+    return {str(name): ref.check_bits(bits, f"plan[{name!r}]") for name, bits in plan.items()}

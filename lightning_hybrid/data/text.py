@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import lightning.pytorch as pl
@@ -26,6 +27,18 @@ class Windows(Dataset):
         s = int(self.starts[i])
         chunk = self.tokens[s : s + self.block_size + 1]
         return chunk[:-1], chunk[1:]
+
+    def stacked(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items start..stop-1 already collated (what a DataLoader would build, without 1 call per item)."""
+        chunks = self.tokens[self.starts[start:stop, None] + torch.arange(self.block_size + 1)]
+        return chunks[:, :-1], chunks[:, 1:]
+
+    def fingerprint(self) -> str:
+        """A digest of the tokens, the window length and the start positions (keys cached clusterings)."""
+        h = hashlib.sha256(str(self.block_size).encode())
+        for t in (self.tokens, self.starts):
+            h.update(t.contiguous().numpy().tobytes())
+        return h.hexdigest()
 
 
 def encode(raw: bytes, tokenizer: str) -> tuple[torch.Tensor, int, list[str] | None]:

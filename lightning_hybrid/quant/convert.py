@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -111,8 +111,12 @@ def convert(
     exclude: str | Sequence[str] | None = None,
     filter_fn: FilterFn | None = None,
     act_bits: int | None = 8,
+    plan: Mapping[str, float] | None = None,
 ) -> ConversionReport:
     """Replace nn.Linear layers of `model` in place by BitLinear layers sharing their Parameters.
+
+    `plan` maps layer names to their own bits (a mixed-precision plan, see quant/precision.py); layers
+    it does not name get `bits`. A name in the plan that is not converted is an error.
 
     include/exclude are fnmatch patterns on fully qualified module names. `exclude=None` applies the
     default rule (output heads named in DEFAULT_HEAD_NAMES and Linears tied to an nn.Embedding stay full
@@ -141,14 +145,42 @@ def convert(
         if reason:
             report.skipped[fqn] = reason
             continue
-        replace_submodule(model, fqn, BitLinear.from_linear(module, bits=bits, act_bits=act_bits))
+        layer_bits = (plan or {}).get(fqn, bits)
+        replace_submodule(model, fqn, BitLinear.from_linear(module, bits=layer_bits, act_bits=act_bits))
         report.converted.append(fqn)
+    _check_plan(plan, report)
     if not report.converted and not report.already:
         raise ValueError(
             f"No nn.Linear layer of {type(model).__name__} was selected for quantization "
             f"(include={include!r}, exclude={exclude!r}):\n{report.describe()}"
         )
     return report
+
+
+def _check_plan(plan: Mapping[str, float] | None, report: ConversionReport) -> None:
+    stray = sorted(set(plan or {}) - set(report.converted) - set(report.already))
+    if stray:
+        raise ValueError(
+            f"`plan` names layers that are not converted: {stray[:5]} (skipped ones: "
+            f"{ {n: report.skipped[n] for n in stray if n in report.skipped} }). Plans name quantized nn.Linear layers."
+        )
+
+
+def selected_linears(
+    model: nn.Module,
+    include: str | Sequence[str] | None = None,
+    exclude: str | Sequence[str] | None = None,
+    filter_fn: FilterFn | None = None,
+) -> dict[str, nn.Linear]:
+    """The nn.Linear layers `convert` would quantize (already quantized ones included), by name."""
+    include_p, exclude_p = _as_patterns(include, "include"), _as_patterns(exclude, "exclude")
+    tied, functional = _embedding_weights(model), _functional_users(model)
+    return {
+        fqn: m
+        for fqn, m in model.named_modules()
+        if isinstance(m, nn.Linear)
+        and (isinstance(m, BitLinear) or not _skip_reason(fqn, m, include_p, exclude_p, filter_fn, tied, functional))
+    }
 
 
 def bit_linears(model: nn.Module) -> dict[str, BitLinear]:

@@ -11,7 +11,8 @@ from lightning_hybrid.quant import reference as ref
 
 
 class PackedBitLinear(nn.Module):
-    """A linear layer that stores its weight packed (2-bit, base-3 or 1-bit codes plus one fp32 scale).
+    """A linear layer that stores its weight packed: codes in a quant/pack.py layout plus fp32 scales (one
+    for 1 and 1.58 bits, one per output row for 2, 4 and 8 bits).
 
     The forward pass unpacks the codes, multiplies by the scale in fp32 and runs the same per-token
     activation quantization as BitLinear, so its outputs equal the QAT layer's at lam = 1 bit for bit.
@@ -32,12 +33,14 @@ class PackedBitLinear(nn.Module):
         self.bits, self.layout, self.act_bits, self.weight_dtype = bits, layout, act_bits, weight_dtype
         shape = packing.packed_shape(layout, (out_features, in_features))
         self.register_buffer("weight_packed", torch.zeros(shape, dtype=torch.uint8))
-        self.register_buffer("weight_scale", torch.ones(1, dtype=torch.float32))
+        scales = out_features if bits in ref.INTEGER_BITS else 1
+        self.register_buffer("weight_scale", torch.ones(scales, dtype=torch.float32))
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
     def unpacked_weight(self) -> torch.Tensor:
         codes = packing.unpack(self.weight_packed, self.layout, (self.out_features, self.in_features))
-        return ref.dequantize(codes, self.weight_scale[0], self.weight_dtype)
+        scale = self.weight_scale.reshape(-1, 1) if self.bits in ref.INTEGER_BITS else self.weight_scale[0]
+        return ref.dequantize(codes, scale, self.weight_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.act_bits is not None:

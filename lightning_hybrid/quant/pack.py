@@ -7,6 +7,10 @@ Layouts (the byte order is part of the file format, version 1):
   * "base3": 5 codes a byte over the flattened tensor, byte = sum_j (c_j + 1) * 3^j (at most 242), i.e.
              8/5 = 1.6 bits a weight, since 3^5 = 243 <= 256.
   * "1bit":  binary codes, 8 a byte along each row, bit j of byte k // 8 set for code +1.
+  * "4bit":  codes in [-7, 7] (4-bit symmetric), 2 a byte along each row: c + 8 in the low nibble for
+             even columns, the high nibble for odd ones (format version 2).
+  * "int8":  codes in [-127, 127] as one byte each (two's complement; format version 2).
+The 2-bit symmetric integer codes of mixed-precision plans are in {-1, 0, 1} and use the "2bit" layout.
 Unpacking rejects values no packer can write (a 2-bit field of 3, a base-3 byte above 242), so most
 corruption is caught even before the file checksum is compared.
 """
@@ -17,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 TERNARY_LAYOUTS = ("2bit", "base3")
-LAYOUTS = TERNARY_LAYOUTS + ("1bit",)
+LAYOUTS = TERNARY_LAYOUTS + ("1bit", "4bit", "int8")
 _POW3 = torch.tensor([1, 3, 9, 27, 81], dtype=torch.int32)
 
 
@@ -74,6 +78,34 @@ def unpack_1bit(packed: torch.Tensor, k: int) -> torch.Tensor:
     return (bits.reshape(*packed.shape[:-1], -1)[..., :k] * 2 - 1).to(torch.int8)
 
 
+def pack_4bit(codes: torch.Tensor) -> torch.Tensor:
+    """int8 codes in [-7, 7], shape (..., K) -> uint8 (..., ceil(K / 2))."""
+    u = _pad_last(codes.to(torch.int32) + 8, 2, 8)
+    u = u.reshape(*u.shape[:-1], -1, 2)
+    return (u[..., 0] | (u[..., 1] << 4)).to(torch.uint8)
+
+
+def unpack_4bit(packed: torch.Tensor, k: int) -> torch.Tensor:
+    """Inverse of pack_4bit."""
+    b = packed.to(torch.int32).unsqueeze(-1)
+    u = (b >> torch.tensor([0, 4], device=packed.device)) & 15
+    if bool((u == 0).any()):
+        raise CorruptPackError("a 4-bit field holds 0 (code -8), which the 4bit layout never writes")
+    return (u.reshape(*packed.shape[:-1], -1)[..., :k] - 8).to(torch.int8)
+
+
+def pack_int8(codes: torch.Tensor) -> torch.Tensor:
+    """int8 codes in [-127, 127] -> the same bytes as uint8."""
+    return codes.to(torch.int8).contiguous().view(torch.uint8)
+
+
+def unpack_int8(packed: torch.Tensor) -> torch.Tensor:
+    codes = packed.contiguous().view(torch.int8)
+    if bool((codes == -128).any()):
+        raise CorruptPackError("an int8 code is -128, outside the symmetric range [-127, 127]")
+    return codes
+
+
 def pack(codes: torch.Tensor, layout: str) -> torch.Tensor:
     """Pack a 2-D code matrix (out, in) in `layout`."""
     if layout == "2bit":
@@ -82,6 +114,10 @@ def pack(codes: torch.Tensor, layout: str) -> torch.Tensor:
         return pack_base3(codes)
     if layout == "1bit":
         return pack_1bit(codes)
+    if layout == "4bit":
+        return pack_4bit(codes)
+    if layout == "int8":
+        return pack_int8(codes)
     raise ValueError(f"`layout` must be one of {LAYOUTS}, got {layout!r}.")
 
 
@@ -93,6 +129,10 @@ def unpack(packed: torch.Tensor, layout: str, shape: tuple[int, int]) -> torch.T
         codes = unpack_base3(packed, shape[0] * shape[1])
     elif layout == "1bit":
         codes = unpack_1bit(packed, shape[1])
+    elif layout == "4bit":
+        codes = unpack_4bit(packed, shape[1])
+    elif layout == "int8":
+        codes = unpack_int8(packed)
     else:
         raise ValueError(f"`layout` must be one of {LAYOUTS}, got {layout!r}.")
     return codes.reshape(shape)
@@ -107,4 +147,8 @@ def packed_shape(layout: str, shape: tuple[int, int]) -> tuple[int, ...]:
         return (-(-(out_f * in_f) // 5),)
     if layout == "1bit":
         return (out_f, -(-in_f // 8))
+    if layout == "4bit":
+        return (out_f, -(-in_f // 2))
+    if layout == "int8":
+        return (out_f, in_f)
     raise ValueError(f"`layout` must be one of {LAYOUTS}, got {layout!r}.")

@@ -5,6 +5,11 @@ Weights
     s = mean|W|,  W_q = clamp(round(W / s), -1, 1) * s
   * binary, BitNet (Wang et al. 2023, "BitNet: Scaling 1-bit Transformers", arXiv:2310.11453, eq. 1-3):
     W_q = sign(W - mean W) * mean|W|, with sign(z) = +1 for z > 0 and -1 otherwise (the paper's Sign).
+  * 2, 4 and 8 bits (mixed-precision plans): symmetric absmax per output channel (row i), the common
+    integer weight quantizer (e.g. LLM.int8, Dettmers et al. 2022, sec. 3.1, per row):
+    Q = 2^(b-1) - 1,  s_i = max_j |W_ij| / Q,  W_q = clamp(round(W / s_i), -Q, Q) * s_i.
+    Being symmetric, 2 bits give the levels {-1, 0, 1} x s_i (Q = 1): ternary codes with a per-row
+    max scale, which zeroes every weight below max/2 where absmean ternary keeps more of them.
 Activations
   * 8-bit per-token absmax (both papers): g = max|x| over the last dim,
     x_q = clamp(round(x * Q / g), -Q, Q) * g / Q with Q = 2^(b-1) - 1.
@@ -23,17 +28,18 @@ import torch
 # Guards the scale of an all-zero tensor (or all-zero token); BitNet b1.58 writes it as gamma + eps.
 EPS = 1e-5
 
-SUPPORTED_BITS = (1, 1.58)
+SUPPORTED_BITS = (1, 1.58, 2, 4, 8)
+INTEGER_BITS = (2, 4, 8)  # symmetric absmax per output channel
 
 
 def check_bits(bits: float, name: str = "bits") -> float:
-    """Return `bits` as 1 or 1.58, or raise a ValueError that names the argument."""
+    """Return `bits` as one of SUPPORTED_BITS, or raise a ValueError that names the argument."""
     if isinstance(bits, bool) or not isinstance(bits, (int, float)) or bits not in SUPPORTED_BITS:
         raise ValueError(
-            f"`{name}` must be 1 (binary) or 1.58 (ternary), got {bits!r}. "
-            "Use bits=1.58 for BitNet b1.58 ternary weights or bits=1 for BitNet binary weights."
+            f"`{name}` must be one of {SUPPORTED_BITS}, got {bits!r}. Use 1.58 for BitNet b1.58 ternary weights, 1 "
+            "for BitNet binary weights, or 2, 4 or 8 for symmetric integer weights (mixed-precision plans)."
         )
-    return 1 if bits == 1 else 1.58
+    return 1.58 if bits == 1.58 else int(bits)
 
 
 def check_act_bits(act_bits: int | None) -> int | None:
@@ -62,9 +68,23 @@ def binary_codes(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return codes, weight_scale(w)
 
 
+def integer_codes(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric absmax codes in [-Q, Q] (int8), Q = 2^(bits-1) - 1, and per-row fp32 scales (out, 1)."""
+    q = 2 ** (bits - 1) - 1
+    wf = w.detach().float()
+    s = wf.abs().amax(dim=1, keepdim=True).clamp_min(EPS) / q
+    codes = torch.clamp(torch.round(wf / s), -q, q).to(torch.int8)
+    return codes, s
+
+
 def weight_codes(w: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Codes and scale for `bits` (1 or 1.58)."""
-    return binary_codes(w) if check_bits(bits) == 1 else ternary_codes(w)
+    """Codes and scale for `bits`: a 0-d scale for 1 and 1.58 bits, one per row (out, 1) otherwise."""
+    bits = check_bits(bits)
+    if bits == 1:
+        return binary_codes(w)
+    if bits == 1.58:
+        return ternary_codes(w)
+    return integer_codes(w, int(bits))
 
 
 def dequantize(codes: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -49,7 +49,7 @@ def test_quantized_training_reduces_loss(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"bits": 2}, r"`bits` must be 1 \(binary\) or 1.58 \(ternary\), got 2"),
+        ({"bits": 3}, r"`bits` must be one of \(1, 1.58, 2, 4, 8\), got 3"),
         ({"warmup_steps": -1}, "`warmup_steps` must be a non-negative integer, got -1"),
         ({"warmup_steps": 2.5}, "`warmup_steps` must be a non-negative integer, got 2.5"),
         ({"act_bits": 1}, r"`act_bits` must be an integer in \[2, 16\] or None"),
