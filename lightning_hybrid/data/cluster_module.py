@@ -77,7 +77,7 @@ class ClusterDataModule(pl.LightningDataModule):
         cache: keep assignments on disk and reuse them; cache_dir: where (None: default_cache_dir()).
         seed: k-means and batch order.
         kmeans_iters, kmeans_batch_size, backend: k-means settings ("torch" or "faiss"); k-means runs
-            on `device` (None: cuda when available).
+            on `device` (None: the Trainer's device for this rank, or cuda when available).
         cluster_key: dict items get the ids under this key; tuple items in `batch.cluster`.
         attach_cluster: False leaves batches exactly as the collate function makes them.
     Under DDP every rank gets disjoint whole batches, the same number each; Lightning leaves the
@@ -182,12 +182,18 @@ class ClusterDataModule(pl.LightningDataModule):
         if self.cache and path.is_file():
             return Clustering.load(path)
         x = feats.compute(dataset, fn)
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = self.device or self._default_device()
         result = cluster(x.to(device), self.num_clusters, self.seed, self.auto_candidates, **self.kmeans_settings)
         result.key = key
         if self.cache:
             result.save(path)
         return result
+
+    def _default_device(self) -> torch.device | str:
+        """This rank's accelerator when a Trainer runs on one, else cuda when available, else the CPU."""
+        if self.trainer is not None:
+            return self.trainer.strategy.root_device
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     def prepare_data(self) -> None:
         if isinstance(self.data, pl.LightningDataModule):
