@@ -44,8 +44,9 @@ class TernaryQAT(pl.Callback):
         log_every_n_steps: how often to log lam and the quantization error (default: the Trainer's).
         plan: per-layer bits (mixed precision): a {layer name: bits} mapping, a PrecisionPlan or the path
             of one saved as JSON, or a PrecisionAllocator, which measures the layers' sensitivity on a few
-            validation batches at the start of fit (after any checkpoint restore) and chooses the plan (printed, and saved to its
-            `save_to` in the logger's directory). Layers the plan does not name get `bits`.
+            validation batches at the start of fit (after any checkpoint restore) and chooses the plan
+            (printed, and saved to its `save_to` in the logger's directory). Layers the plan does not
+            name get `bits`. The plan is kept in this callback's checkpoint state.
 
     The model's state_dict keys do not change (BitLinear keeps `weight` and `bias`), so checkpoints load
     into the unconverted module too; lam lives in this callback's checkpoint state.

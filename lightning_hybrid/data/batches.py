@@ -26,7 +26,9 @@ class ClusteredBatch(tuple):
 
     def to(self, *args: Any, **kwargs: Any) -> ClusteredBatch:
         moved = [v.to(*args, **kwargs) if hasattr(v, "to") else v for v in self]
-        cluster = None if self.cluster is None else self.cluster.to(*args, **kwargs)
+        cluster = self.cluster
+        if cluster is not None:  # follows the batch's device; stays int64 whatever dtype was asked for
+            cluster = cluster.to(*args, **kwargs).to(cluster.dtype)
         return ClusteredBatch(moved, cluster)
 
 

@@ -38,8 +38,9 @@ def test_tuple_batches_unpack_as_before_and_carry_their_ids(tmp_path):
     rows = [int((dataset.tensors[0] == row).all(dim=1).nonzero()) for row in x]
     assert batch.cluster.tolist() == dm.clustering.labels[rows].tolist()
     assert len(set(batch.cluster.tolist())) == 1 and len(set(truth[rows].tolist())) == 1
-    moved = batch.to(torch.float64)  # Lightning moves batches through .to(); the ids survive it
-    assert isinstance(moved, ClusteredBatch) and torch.equal(moved.cluster, batch.cluster)
+    moved = batch.to(torch.float64)  # Lightning moves batches through .to(); the ids survive it, as int64
+    assert isinstance(moved, ClusteredBatch) and moved[0].dtype == torch.float64
+    assert moved.cluster.dtype == torch.int64 and torch.equal(moved.cluster, batch.cluster)
 
 
 class _Dicts(Dataset):
