@@ -1,5 +1,13 @@
-import pytest
+import os
+
 import torch
+
+# The Triton kernels run on the CPU through Triton's interpreter, which must be switched on before
+# triton is first imported (lightning imports it), so here, before any test module loads.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
