@@ -31,8 +31,8 @@ from lightning_hybrid.quant.convert import bit_linears, replace_submodule
 from lightning_hybrid.quant.inference import PackedBitLinear
 
 FORMAT = "lightning_hybrid.packed"
-FORMAT_VERSION = "2"
-READABLE_VERSIONS = ("1", "2")
+FORMAT_VERSION = "2"  # the newest; files without 2/4/8-bit layers are still written as "1"
+READABLE_VERSIONS = ("1", FORMAT_VERSION)
 INTEGER_LAYOUT = {2: "2bit", 4: "4bit", 8: "int8"}
 
 
@@ -183,7 +183,7 @@ def save_packed(model: nn.Module, path: str | os.PathLike, layout: str = "2bit")
     state = model.state_dict()
     rest, aliases = _unquantized_tensors(state, {f"{n}.weight" for n in layers})
     tensors.update(rest)
-    version = "2" if any(spec["bits"] in ref.INTEGER_BITS for spec in layers.values()) else "1"
+    version = FORMAT_VERSION if any(spec["bits"] in ref.INTEGER_BITS for spec in layers.values()) else "1"
     metadata = {
         "format": FORMAT,
         "format_version": version,

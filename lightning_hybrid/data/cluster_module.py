@@ -162,7 +162,7 @@ class ClusterDataModule(pl.LightningDataModule):
             return self.features, feats.feature_fingerprint(dataset, self.features, name)
         kind = self.features
         if kind == "auto":
-            first = feats._first_tensor(next(feats.batches(torch.utils.data.Subset(dataset, [0]), 1)))
+            first = feats.first_tensor(next(feats.batches(torch.utils.data.Subset(dataset, [0]), 1)))
             kind = "flattened" if first.is_floating_point() else "ngrams"
         if kind == "ngrams":
             return (lambda batch: feats.ngrams_of_batch(batch, self.feature_dim)), f"ngrams:{self.feature_dim}"

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from lightning_hybrid.data.kmeans import check_points, kmeans, nearest
 
@@ -58,11 +59,9 @@ class Clustering:
 
     @classmethod
     def load(cls, path: Path) -> Clustering:
-        from safetensors import safe_open
-
         with safe_open(os.fspath(path), framework="pt") as f:
             meta = f.metadata() or {}
-        tensors = load_file(os.fspath(path))
+            tensors = {key: f.get_tensor(key) for key in ("labels", "centroids")}
         return cls(
             tensors["labels"], tensors["centroids"], float(meta["inertia"]), json.loads(meta["curve"]), meta["key"], True,
             float(meta.get("seconds", 0.0)),

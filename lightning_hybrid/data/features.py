@@ -38,7 +38,7 @@ def hash_ngrams(windows: torch.Tensor, dim: int = 256, orders: tuple[int, ...] =
     return counts / counts.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def _first_tensor(batch: Any) -> torch.Tensor:
+def first_tensor(batch: Any) -> torch.Tensor:
     if isinstance(batch, torch.Tensor):
         return batch
     values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else []
@@ -50,13 +50,13 @@ def _first_tensor(batch: Any) -> torch.Tensor:
 
 def flattened(batch: Any) -> torch.Tensor:
     """The batch's first tensor (the inputs, by the (x, y) convention), one fp32 row per item."""
-    x = _first_tensor(batch)
+    x = first_tensor(batch)
     return x.reshape(len(x), -1).float()
 
 
 def ngrams_of_batch(batch: Any, dim: int = 256) -> torch.Tensor:
     """hash_ngrams of the batch's first tensor (token windows)."""
-    return hash_ngrams(_first_tensor(batch), dim)
+    return hash_ngrams(first_tensor(batch), dim)
 
 
 def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[Any]:
@@ -75,10 +75,10 @@ def compute(dataset: Dataset, feature_fn: Callable[[Any], torch.Tensor], batch_s
     for batch in batches(dataset, batch_size):
         with torch.no_grad():
             out = feature_fn(batch)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2 or len(out) != len(_first_tensor(batch)):
+        if not isinstance(out, torch.Tensor) or out.dim() != 2 or len(out) != len(first_tensor(batch)):
             raise ValueError(
                 f"the feature function must return a (batch size, d) tensor per batch, got "
-                f"{getattr(out, 'shape', type(out).__name__)} for a batch of {len(_first_tensor(batch))} items."
+                f"{getattr(out, 'shape', type(out).__name__)} for a batch of {len(first_tensor(batch))} items."
             )
         rows.append(out.detach().float().cpu())
     return torch.cat(rows)
