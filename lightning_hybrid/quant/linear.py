@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_hybrid.quant import kernels
 from lightning_hybrid.quant import reference as ref
 
 
@@ -15,7 +16,9 @@ class BitLinear(nn.Linear):
     The latent `weight` and `bias` stay full precision and receive straight-through gradients. The
     forward pass quantizes the input per token to `act_bits` and the weight to `bits`, blended by
     `quant_lambda` (gradual warm-up: W + lam * (Q(W) - W), likewise for activations; lam = 1 is full
-    quantization). Unlike the BitNet architecture, no normalization is inserted before the activation
+    quantization). At lam = 1 with activations of <= 8 bits the product is computed as integer code sums
+    scaled afterwards (reference.integer_linear: the same value, the same bits as the packed layer);
+    on CUDA tensors it runs on the Triton kernels of quant/kernels/. Unlike the BitNet architecture, no normalization is inserted before the activation
     quantizer, so swapping a layer never changes what the module computes at full precision.
     """
 
@@ -57,6 +60,13 @@ class BitLinear(nn.Linear):
         return ref.blend(x, ref.quantize_activation(x, self.act_bits), self.quant_lambda)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Integer matmuls need integer codes, which a blended (lam < 1) weight or input does not have.
+        if self.quant_lambda >= 1.0 and kernels.use_triton(x):
+            from lightning_hybrid.quant.kernels.bitlinear import bit_linear
+
+            return bit_linear(x, self.weight, self.bias, self.bits, self.act_bits)
+        if self.quant_lambda >= 1.0 and self.act_bits is not None and self.act_bits <= 8:
+            return ref.integer_linear(x, self.weight, self.bias, self.bits, self.act_bits)
         return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:

@@ -24,6 +24,7 @@ numbers as fp32 training would.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 # Guards the scale of an all-zero tensor (or all-zero token); BitNet b1.58 writes it as gamma + eps.
 EPS = 1e-5
@@ -104,6 +105,99 @@ def quantize_activation(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     xf = x.detach().float()
     g = xf.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
     return (torch.clamp(torch.round(xf * (q / g)), -q, q) * (g / q)).to(x.dtype)
+
+
+def activation_codes(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """`quantize_activation` factored for integer matmuls: int8 codes (bits <= 8) and fp32 scales g / Q
+    of shape x.shape[:-1], with codes * scale[..., None] == quantize_activation(x, bits) in fp32."""
+    if not 2 <= bits <= 8:
+        raise ValueError(f"`bits` must be in [2, 8] for int8 activation codes, got {bits!r}.")
+    q = 2 ** (bits - 1) - 1
+    xf = x.detach().float()
+    g = xf.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
+    return torch.clamp(torch.round(xf * (q / g)), -q, q).to(torch.int8), (g / q).squeeze(-1)
+
+
+def max_code(bits: float) -> int:
+    """The largest |code| of a weight quantizer: 1 for ternary, binary and 2 bits, else 2^(bits-1) - 1."""
+    return 1 if bits in (1, 1.58) else 2 ** (int(bits) - 1) - 1
+
+
+def output_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype F.linear(x, ...) would return: the autocast dtype inside autocast, else x's."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def scale_sums(sums, x_scale, w_scale, bias, dtype) -> torch.Tensor:
+    """Integer code sums (tokens, out) -> sums * x_scale * w_scale + bias in fp32, in this order, then `dtype`.
+
+    Every path with integer activations ends here, so given the same sums they agree bit for bit.
+    """
+    out = sums.float() * x_scale[:, None] * w_scale.reshape(1, -1).float()
+    if bias is not None:
+        out = out + bias.float()
+    return out.to(dtype)
+
+
+def code_sums(x_codes: torch.Tensor, w_codes: torch.Tensor, w_max: int) -> torch.Tensor:
+    """x_codes @ w_codes^T as exact integers in floating point.
+
+    fp32 holds every integer below 2^24 exactly, so the sums are exact in any summation order while
+    K * 127 * w_max < 2^24 (K < 132,000 for ternary weights); above that, fp64 (exact below 2^53).
+    """
+    exact = torch.float32 if x_codes.shape[-1] * 127 * w_max < 2**24 else torch.float64
+    with torch.autocast(x_codes.device.type, enabled=False):
+        return F.linear(x_codes.to(exact), w_codes.to(exact))
+
+
+def linear_backward(grad, saved, x_meta, weight_dtype, needs):
+    """Straight-through gradients of y = Q(x) Q(W)^T + b from the saved codes and scales.
+
+    saved = (x codes or x itself, x scales or None, weight codes, weight scale). grad_x = grad @ Q(W) and
+    grad_W = grad^T @ Q(x), with Q(x) rebuilt from its int8 codes exactly as quantize_activation gives it.
+    """
+    a, a_scale, codes, scale = saved
+    x_dtype, x_shape = x_meta
+    grad = grad.reshape(-1, grad.shape[-1])
+    grad_x = grad_w = grad_b = None
+    if needs[0]:
+        grad_x = (grad @ dequantize(codes, scale, grad.dtype)).to(x_dtype).reshape(x_shape)
+    if needs[1]:
+        xq = a if a_scale is None else dequantize(a, a_scale[:, None], x_dtype)
+        grad_w = (grad.t() @ xq.to(grad.dtype)).to(weight_dtype)
+    if needs[2]:
+        grad_b = grad.sum(0)
+    return grad_x, grad_w, grad_b
+
+
+class _IntegerLinear(torch.autograd.Function):
+    """Q(x) Q(W)^T + b computed as integer code sums scaled afterwards; straight-through gradients."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, bits, act_bits):
+        x_codes, x_scale = activation_codes(x.reshape(-1, x.shape[-1]), act_bits)
+        codes, scale = weight_codes(weight, bits)
+        sums = code_sums(x_codes, codes, max_code(bits))
+        ctx.save_for_backward(x_codes, x_scale, codes, scale)
+        ctx.x_meta, ctx.weight_dtype = (x.dtype, x.shape), weight.dtype
+        out = scale_sums(sums, x_scale, scale, bias, output_dtype(x))
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return *linear_backward(grad, ctx.saved_tensors, ctx.x_meta, ctx.weight_dtype, ctx.needs_input_grad[:3]), None, None
+
+
+def integer_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, bits: float, act_bits: int):
+    """The quantized linear layer at full quantization with activations of <= 8 bits.
+
+    Equal in value to F.linear(quantize_activation(x), quantize_weight(W), b), but computed the way an
+    integer kernel computes it (exact sums of code products, then the scales), so the QAT layer, the
+    packed layer's int8 path and the reference all give the same bits on a CPU.
+    """
+    return _IntegerLinear.apply(x, weight, bias, bits, act_bits)
 
 
 def relative_error(w: torch.Tensor, bits: float) -> torch.Tensor:

@@ -100,3 +100,34 @@ def test_relative_error_of_gaussian_weights():
 def test_unsupported_bits_is_a_value_error(bad):
     with pytest.raises(ValueError, match=r"`bits` must be one of \(1, 1.58, 2, 4, 8\), got"):
         ref.check_bits(bad)
+
+
+@pytest.mark.parametrize("bits", [1.58, 1, 2, 4, 8])
+def test_integer_linear_is_the_fake_quantized_linear_computed_on_codes(bits):
+    # oracle: F.linear on the fake-quantized tensors (same value, other rounding: 1e-6 of the largest
+    # output); gradients are the straight-through ones of that expression, which share its operands.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 23, generator=g, requires_grad=True)
+    w = torch.randn(9, 23, generator=g, requires_grad=True)
+    b = torch.randn(9, generator=g, requires_grad=True)
+    out = ref.integer_linear(x, w, b, bits, 8)
+    expected = torch.nn.functional.linear(ref.ste(x, ref.quantize_activation(x)), ref.ste(w, ref.quantize_weight(w, bits)), b)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6 * float(expected.detach().abs().max()))
+    upstream = torch.randn(out.shape, generator=g)
+    grads = torch.autograd.grad(out, (x, w, b), upstream)
+    expected_grads = torch.autograd.grad(expected, (x, w, b), upstream)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_code_sums_are_exact_integers_even_beyond_fp32_integers():
+    # 8-bit codes over K = 1100: sums up to 1100 * 127 * 127 > 2^24, so fp32 could round; fp64 is used.
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(-127, 128, (3, 1100), generator=g, dtype=torch.int8)
+    w = torch.full((2, 1100), 127, dtype=torch.int8)
+    x[0] = 127  # 1100 * 127 * 127 = 17,741,900, an integer fp32 cannot hold exactly
+    exact = x.long() @ w.long().t()
+    assert torch.equal(ref.code_sums(x, w, 127).long(), exact)
+    ternary = torch.randint(-1, 2, (4, 1100), generator=g, dtype=torch.int8)
+    assert ref.code_sums(x, ternary, 1).dtype == torch.float32
+    assert torch.equal(ref.code_sums(x, ternary, 1).long(), x.long() @ ternary.long().t())

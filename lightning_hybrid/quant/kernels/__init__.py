@@ -1,13 +1,18 @@
-"""Triton kernels for the quantizers of quant/reference.py, and the choice between them and torch.
+"""Fast paths for the layers of quant/ (Triton on GPUs, int8 matmuls on CPUs), and the choice of path.
 
-`use_triton(t)` is True for a CUDA tensor when triton is installed, unless the environment variable
-LIGHTNING_HYBRID_KERNELS says otherwise ("torch": always the reference; "triton": the kernels on any
-device, which on a CPU needs TRITON_INTERPRET=1 set before triton is first imported). Nothing here
-imports triton until a kernel is asked for.
+The environment variable LIGHTNING_HYBRID_KERNELS chooses:
+  * "auto" (default): Triton for CUDA tensors when triton is installed; on a CPU, the packed inference
+    layer's int8 matmul (kernels/cpu.py) when its activations are quantized to <= 8 bits; the
+    pure-torch reference otherwise (QAT training on a CPU always runs the reference).
+  * "torch": the reference everywhere, whose packed outputs equal the QAT model's bit for bit.
+  * "triton": the Triton kernels on any device; on a CPU that needs TRITON_INTERPRET=1 set before
+    triton is first imported (the tests run them that way).
+Nothing here imports triton until a kernel is asked for.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -23,6 +28,7 @@ def requested() -> str:
     return choice
 
 
+@functools.cache
 def triton_installed() -> bool:
     return importlib.util.find_spec("triton") is not None
 
@@ -36,3 +42,12 @@ def use_triton(t: torch.Tensor) -> bool:
             raise ImportError("LIGHTNING_HYBRID_KERNELS=triton but triton is not installed: pip install triton.")
         return True
     return t.is_cuda and triton_installed()
+
+
+def use_int8_cpu(t: torch.Tensor, act_bits: int | None) -> bool:
+    """The packed layer's CPU int8 path: on "auto", for a CPU tensor and activations of <= 8 bits."""
+    if requested() != "auto" or t.device.type != "cpu" or act_bits is None or act_bits > 8:
+        return False
+    from lightning_hybrid.quant.kernels import cpu
+
+    return cpu.available()

@@ -2,21 +2,22 @@
 
 Same maths as quant/reference.py (the spec): `ternary_codes` and `quantize_activation`. Weights take
 two passes: block partial sums of |W| (summed and divided in fp32 by torch: a few hundred numbers),
-then one round-clip-scale pass writing the int8 codes and the dequantized weight. Activations take one
-program per row (the row is held in registers, BLOCK_N >= its length).
+then one round-clip-scale pass writing the int8 codes (and the dequantized weight when asked).
+Activations take one program per token (the row is held in registers, BLOCK_N >= its length) and give
+either the fake-quantized row or its int8 codes and scale, the operands of the int8 matmul.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 import triton
 import triton.language as tl
 
+from lightning_hybrid.quant.kernels._launch import check_float, launch, rows_of
 from lightning_hybrid.quant.reference import EPS
 
-# Autotune configs, keyed on the number of weight elements: elements a program handles, warps.
+# Autotune configs, keyed on the number of weight elements: elements a program handles, warps. The
+# interpreter runs the first.
 WEIGHT_CONFIGS = [triton.Config({"BLOCK": 1024}, num_warps=4), triton.Config({"BLOCK": 4096}, num_warps=8)]
 
 
@@ -37,7 +38,7 @@ def _abs_partial_sums(w_ptr, out_ptr, numel, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _ternary_round(w_ptr, scale_ptr, codes_ptr, q_ptr, numel, BLOCK: tl.constexpr):
+def _ternary_round(w_ptr, scale_ptr, codes_ptr, q_ptr, numel, DEQUANTIZE: tl.constexpr, BLOCK: tl.constexpr):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
@@ -45,63 +46,85 @@ def _ternary_round(w_ptr, scale_ptr, codes_ptr, q_ptr, numel, BLOCK: tl.constexp
     w = tl.load(w_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     c = tl.minimum(tl.maximum(_rint(w / s), -1.0), 1.0)
     tl.store(codes_ptr + offs, c.to(tl.int8), mask=mask)
-    tl.store(q_ptr + offs, (c * s).to(q_ptr.dtype.element_ty), mask=mask)
+    if DEQUANTIZE:
+        tl.store(q_ptr + offs, (c * s).to(q_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
-def _token_absmax(x_ptr, out_ptr, n_cols, q, eps, BLOCK_N: tl.constexpr):
+def _token_absmax(x_ptr, out_ptr, scale_ptr, n_cols, q, eps, CODES: tl.constexpr, BLOCK_N: tl.constexpr):
+    # CODES: write int8 codes and the row's scale g / q; otherwise the fake-quantized row codes * g / q.
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK_N)
     mask = cols < n_cols
     x = tl.load(x_ptr + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
     g = tl.maximum(tl.max(tl.abs(x), axis=0), eps)
-    y = tl.minimum(tl.maximum(_rint(x * (q / g)), -q), q) * (g / q)
-    tl.store(out_ptr + row * n_cols + cols, y.to(out_ptr.dtype.element_ty), mask=mask)
+    c = tl.minimum(tl.maximum(_rint(x * (q / g)), -q), q)
+    if CODES:
+        tl.store(out_ptr + row * n_cols + cols, c.to(tl.int8), mask=mask)
+        tl.store(scale_ptr + row, g / q)
+    else:
+        tl.store(out_ptr + row * n_cols + cols, (c * (g / q)).to(out_ptr.dtype.element_ty), mask=mask)
 
 
-# Autotuning times the configs on the device; the interpreter (CPU CI) has none to time, so it runs the
-# first config.
 _ternary_round_tuned = triton.autotune(configs=WEIGHT_CONFIGS, key=["numel"])(_ternary_round)
-
-
-def _interpreted() -> bool:
-    return os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def _check(t: torch.Tensor, name: str) -> torch.Tensor:
-    if t.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise TypeError(f"`{name}` must be fp32, fp16 or bf16, got {t.dtype}.")
-    return t.contiguous()
-
 
 # The partial-sum pass uses one fixed block: its grid sizes the buffer the sums go to.
 SUM_BLOCK = 4096
 
 
-def ternary_codes(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(int8 codes, fp32 0-d scale, dequantized weight in w's dtype), as reference.ternary_codes."""
-    w = _check(w.detach(), "w")
+def _ternary(w: torch.Tensor, dequantize: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    w = check_float(w.detach(), "w")
     numel = w.numel()
     partial = torch.empty(triton.cdiv(numel, SUM_BLOCK), dtype=torch.float32, device=w.device)
     _abs_partial_sums[(len(partial),)](w, partial, numel, BLOCK=SUM_BLOCK)
     scale = (partial.sum() / max(numel, 1)).clamp_min(EPS)
     codes = torch.empty_like(w, dtype=torch.int8)
-    quantized = torch.empty_like(w)
-    args = (w, scale.reshape(1), codes, quantized, numel)
-    if _interpreted():
-        block = WEIGHT_CONFIGS[0].kwargs["BLOCK"]
-        _ternary_round[(triton.cdiv(numel, block),)](*args, BLOCK=block)
-    else:
-        _ternary_round_tuned[lambda meta: (triton.cdiv(numel, meta["BLOCK"]),)](*args)
-    return codes, scale, quantized
+    quantized = torch.empty_like(w) if dequantize else codes  # codes: a placeholder the kernel never writes
+    grid = lambda meta: (triton.cdiv(numel, meta["BLOCK"]),)  # noqa: E731
+    launch(_ternary_round, _ternary_round_tuned, WEIGHT_CONFIGS, grid, w, scale.reshape(1), codes, quantized, numel, dequantize)
+    return codes, scale, quantized if dequantize else None
+
+
+def ternary_codes(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 codes, fp32 0-d scale), as reference.ternary_codes."""
+    codes, scale, _ = _ternary(w, dequantize=False)
+    return codes, scale
+
+
+def quantize_ternary(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(int8 codes, fp32 0-d scale, codes * scale in w's dtype), in the same two passes."""
+    return _ternary(w, dequantize=True)
+
+
+def _warps(block: int) -> int:
+    # A token row lives in registers: about 32 fp32 values a thread keeps them out of local memory.
+    return min(max(block // 1024, 1) * 4, 16)
 
 
 def quantize_activation(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """Per-token absmax fake quantization of the last dimension, as reference.quantize_activation."""
-    x = _check(x.detach(), "x")
-    rows = x.reshape(-1, x.shape[-1]) if x.numel() else x.reshape(0, max(x.shape[-1], 1))
+    x = check_float(x.detach(), "x")
+    rows = rows_of(x)
     out = torch.empty_like(rows)
     if rows.numel():
         block = triton.next_power_of_2(rows.shape[1])
-        _token_absmax[(rows.shape[0],)](rows, out, rows.shape[1], float(2 ** (bits - 1) - 1), EPS, BLOCK_N=block)
+        q = float(2 ** (bits - 1) - 1)
+        _token_absmax[(rows.shape[0],)](rows, out, out, rows.shape[1], q, EPS, False, BLOCK_N=block, num_warps=_warps(block))
     return out.reshape(x.shape)
+
+
+def activation_codes(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token int8 codes (tokens, features) and fp32 scales g / Q (tokens,), bits <= 8.
+
+    codes * scale[:, None] is reference.quantize_activation(x, bits) in fp32, bit for bit.
+    """
+    if not 2 <= bits <= 8:
+        raise ValueError(f"`bits` must be in [2, 8] for int8 activation codes, got {bits!r}.")
+    rows = rows_of(check_float(x.detach(), "x"))
+    codes = torch.empty_like(rows, dtype=torch.int8)
+    scale = torch.empty(rows.shape[0], dtype=torch.float32, device=rows.device)
+    if rows.numel():
+        block = triton.next_power_of_2(rows.shape[1])
+        q = float(2 ** (bits - 1) - 1)
+        _token_absmax[(rows.shape[0],)](rows, codes, scale, rows.shape[1], q, EPS, True, BLOCK_N=block, num_warps=_warps(block))
+    return codes, scale

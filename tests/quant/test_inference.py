@@ -1,0 +1,60 @@
+"""PackedBitLinear's CPU paths: the int8 matmul against the reference (oracle: equal bits), the code cache."""
+
+import pytest
+import torch
+
+from lightning_hybrid.quant import pack
+from lightning_hybrid.quant import reference as ref
+from lightning_hybrid.quant.inference import PackedBitLinear
+from lightning_hybrid.quant.kernels import use_int8_cpu
+
+
+def _layer(bits=1.58, act_bits=8, k=37, n=11, layout="2bit", cache_codes=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    codes, scale = ref.weight_codes(torch.randn(n, k, generator=g), bits)
+    layer = PackedBitLinear(k, n, bits, layout, act_bits, bias=torch.randn(n, generator=g), cache_codes=cache_codes)
+    layer.weight_packed.copy_(pack.pack(codes, layout))
+    layer.weight_scale.copy_(scale.reshape(-1))
+    return layer
+
+
+@pytest.mark.parametrize("bits,layout", [(1.58, "2bit"), (1.58, "base3"), (1, "1bit"), (4, "4bit"), (8, "int8")])
+@pytest.mark.parametrize("lead", [(1,), (3, 5), (0,)])
+def test_int8_path_gives_the_reference_bits(bits, layout, lead, monkeypatch):
+    layer = _layer(bits, layout=layout)
+    x = torch.randn(*lead, 37, generator=torch.Generator().manual_seed(1))
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    assert use_int8_cpu(x, 8)
+    fast = layer(x)
+    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "torch")
+    assert not use_int8_cpu(x, 8)
+    assert fast.shape == (*lead, 11) and torch.equal(fast, layer(x))
+
+
+def test_activations_above_8_bits_or_unquantized_take_the_float_reference():
+    x = torch.randn(4, 37)
+    assert not use_int8_cpu(x, 12) and not use_int8_cpu(x, None)
+    for act_bits in (12, None):
+        layer = _layer(act_bits=act_bits)
+        xq = x if act_bits is None else ref.quantize_activation(x, act_bits)
+        expected = torch.nn.functional.linear(xq, layer.unpacked_weight(), layer.bias)
+        assert torch.equal(layer(x), expected)
+
+
+def test_the_code_cache_follows_the_packed_bytes():
+    layer, x = _layer(), torch.randn(2, 37)
+    before = layer(x)
+    assert layer._codes is not None and layer._codes.dtype == torch.int8
+    other = _layer(seed=5)
+    layer.weight_packed.copy_(other.weight_packed)  # an in-place change: the cache must not serve stale codes
+    layer.weight_scale.copy_(other.weight_scale)
+    layer.bias.data.copy_(other.bias)
+    assert torch.equal(layer(x), other(x)) and not torch.equal(layer(x), before)
+    layer.float()  # a cast or move drops the cache
+    assert layer._codes is None
+    assert "_codes" not in str(layer.state_dict().keys())
+
+
+def test_without_the_cache_only_the_packed_bytes_stay():
+    layer, x = _layer(cache_codes=False), torch.randn(2, 37)
+    assert torch.equal(layer(x), _layer()(x)) and layer._codes is None
