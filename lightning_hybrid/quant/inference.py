@@ -54,7 +54,10 @@ class PackedBitLinear(nn.Module):
         key = (self.weight_packed.data_ptr(), self.weight_packed._version, self.weight_packed.device)
         if self._codes_key == key:
             return self._codes
-        codes = packing.unpack(self.weight_packed, self.layout, (self.out_features, self.in_features)).contiguous()
+        if self.layout == "2bit":  # load_packed has checked the bytes
+            codes = packing.decode_2bit(self.weight_packed, self.in_features).contiguous()
+        else:
+            codes = packing.unpack(self.weight_packed, self.layout, (self.out_features, self.in_features)).contiguous()
         if self.cache_codes:
             self._codes, self._codes_key = codes, key
         return codes

@@ -112,10 +112,16 @@ def activation_codes(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torc
     of shape x.shape[:-1], with codes * scale[..., None] == quantize_activation(x, bits) in fp32."""
     if not 2 <= bits <= 8:
         raise ValueError(f"`bits` must be in [2, 8] for int8 activation codes, got {bits!r}.")
+    levels, scale = activation_levels(x, bits)
+    return levels.to(torch.int8), scale
+
+
+def activation_levels(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`activation_codes` with the codes left as fp32 integers (what a float matmul consumes)."""
     q = 2 ** (bits - 1) - 1
     xf = x.detach().float()
     g = xf.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
-    return torch.clamp(torch.round(xf * (q / g)), -q, q).to(torch.int8), (g / q).squeeze(-1)
+    return torch.clamp(torch.round(xf * (q / g)), -q, q), (g / q).squeeze(-1)
 
 
 def max_code(bits: float) -> int:
@@ -135,9 +141,12 @@ def scale_sums(sums, x_scale, w_scale, bias, dtype) -> torch.Tensor:
 
     Every path with integer activations ends here, so given the same sums they agree bit for bit.
     """
-    out = sums.float() * x_scale[:, None] * w_scale.reshape(1, -1).float()
+    # In place on the sums (callers pass a fresh tensor): the output is the largest tensor here. Measured
+    # on a 16384 x 128 -> 512 layer, forward and backward, 2 threads: out of place this form took 1.3x
+    # the time of F.linear on fake-quantized tensors, in place about the same.
+    out = sums.float().mul_(x_scale[:, None]).mul_(w_scale.reshape(1, -1).float())
     if bias is not None:
-        out = out + bias.float()
+        out.add_(bias.float())
     return out.to(dtype)
 
 
@@ -155,7 +164,7 @@ def code_sums(x_codes: torch.Tensor, w_codes: torch.Tensor, w_max: int) -> torch
 def linear_backward(grad, saved, x_meta, weight_dtype, needs):
     """Straight-through gradients of y = Q(x) Q(W)^T + b from the saved codes and scales.
 
-    saved = (x codes or x itself, x scales or None, weight codes, weight scale). grad_x = grad @ Q(W) and
+    saved = (x codes (int8 or fp32 levels) or x itself, x scales or None, weight codes, weight scale). grad_x = grad @ Q(W) and
     grad_W = grad^T @ Q(x), with Q(x) rebuilt from its int8 codes exactly as quantize_activation gives it.
     """
     a, a_scale, codes, scale = saved
@@ -177,7 +186,8 @@ class _IntegerLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, bits, act_bits):
-        x_codes, x_scale = activation_codes(x.reshape(-1, x.shape[-1]), act_bits)
+        # fp32 integer levels rather than int8 codes: the float matmul takes them without a conversion
+        x_codes, x_scale = activation_levels(x.reshape(-1, x.shape[-1]), act_bits)
         codes, scale = weight_codes(weight, bits)
         sums = code_sums(x_codes, codes, max_code(bits))
         ctx.save_for_backward(x_codes, x_scale, codes, scale)

@@ -53,3 +53,9 @@ def test_values_no_packer_writes_are_rejected():
 def test_unknown_layout_is_a_value_error():
     with pytest.raises(ValueError, match="`layout` must be one of .*got '3bit'"):
         packing.pack(_ternary((2, 2)), "3bit")
+
+
+def test_unchecked_2bit_decoding_equals_unpacking():
+    codes = torch.randint(-1, 2, (9, 37), generator=torch.Generator().manual_seed(0), dtype=torch.int8)
+    packed = packing.pack_2bit(codes)
+    assert torch.equal(packing.decode_2bit(packed, 37), codes) and torch.equal(packing.unpack_2bit(packed, 37), codes)
