@@ -1,5 +1,8 @@
 """PackedBitLinear's CPU paths: the int8 matmul against the reference (oracle: equal bits), the code cache."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -58,3 +61,21 @@ def test_the_code_cache_follows_the_packed_bytes():
 def test_without_the_cache_only_the_packed_bytes_stay():
     layer, x = _layer(cache_codes=False), torch.randn(2, 37)
     assert torch.equal(layer(x), _layer()(x)) and layer._codes is None
+
+
+def test_everything_works_without_triton():
+    # triton hidden from the import system: the layers run the reference and int8 paths, nothing imports it
+    code = """
+import sys
+sys.modules["triton"] = None
+import torch
+from lightning_hybrid.quant import BitLinear, PackedBitLinear
+from lightning_hybrid.quant.kernels import triton_installed, use_triton
+layer = BitLinear(8, 4)
+layer(torch.randn(2, 8)).sum().backward()
+PackedBitLinear(8, 4, 1.58, "2bit", 8)(torch.randn(2, 8))
+assert not triton_installed() and not use_triton(torch.zeros(1))
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]

@@ -30,7 +30,10 @@ def requested() -> str:
 
 @functools.cache
 def triton_installed() -> bool:
-    return importlib.util.find_spec("triton") is not None
+    try:
+        return importlib.util.find_spec("triton") is not None
+    except ValueError:  # a module entry without a spec, e.g. sys.modules["triton"] = None to hide it
+        return False
 
 
 def use_triton(t: torch.Tensor) -> bool:
