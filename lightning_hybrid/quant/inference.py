@@ -67,7 +67,7 @@ class PackedBitLinear(nn.Module):
         return super()._apply(fn, recurse)
 
     def unpacked_weight(self) -> torch.Tensor:
-        codes = packing.unpack(self.weight_packed, self.layout, (self.out_features, self.in_features))
+        codes = self.codes()
         scale = self.weight_scale.reshape(-1, 1) if self.bits in ref.INTEGER_BITS else self.weight_scale[0]
         return ref.dequantize(codes, scale, self.weight_dtype)
 

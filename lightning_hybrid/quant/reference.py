@@ -101,10 +101,8 @@ def quantize_weight(w: torch.Tensor, bits: float) -> torch.Tensor:
 
 def quantize_activation(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """Per-token absmax fake quantization of the last dimension to `bits` bits (no gradient)."""
-    q = 2 ** (bits - 1) - 1
-    xf = x.detach().float()
-    g = xf.abs().amax(dim=-1, keepdim=True).clamp_min(EPS)
-    return (torch.clamp(torch.round(xf * (q / g)), -q, q) * (g / q)).to(x.dtype)
+    levels, scale = activation_levels(x, bits)
+    return (levels * scale.unsqueeze(-1)).to(x.dtype)
 
 
 def activation_codes(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
