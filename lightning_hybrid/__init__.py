@@ -2,6 +2,7 @@
 
 from lightning_hybrid.callbacks import AuxLRController, TernaryQAT, TrustRegion
 from lightning_hybrid.data import ClusterDataModule, ClusteredTextDataModule
+from lightning_hybrid.distill import Distillation
 from lightning_hybrid.export import load_packed, save_packed
 from lightning_hybrid.quant import BitLinear, QuantizationError, convert
 from lightning_hybrid.quant.precision import PrecisionAllocator, PrecisionPlan
@@ -13,6 +14,7 @@ __all__ = [
     "BitLinear",
     "ClusterDataModule",
     "ClusteredTextDataModule",
+    "Distillation",
     "PrecisionAllocator",
     "PrecisionPlan",
     "QuantizationError",
