@@ -15,8 +15,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
+from safetensors.torch import save_model
 
 from lightning_hybrid.callbacks.qat import TernaryQAT
+from lightning_hybrid.distill import Distillation
+from lightning_hybrid.distill.runs import WEIGHTS, load_run_weights, teacher_from_run
 from lightning_hybrid.export import save_packed
 
 
@@ -45,6 +48,16 @@ def _export_summary(model: pl.LightningModule, path: Path, layout: str) -> dict[
     }
 
 
+def with_teacher(cfg: DictConfig, model: pl.LightningModule, vocab_size: int) -> pl.LightningModule:
+    """The module to fit: `model`, or a Distillation of the configured teacher run into it."""
+    distill = cfg.get("distill") or {}
+    if not distill.get("enabled"):
+        return model
+    settings = {k: distill[k] for k in distill if k not in ("enabled", "teacher_run")}
+    settings["hidden_pairs"] = dict(settings.get("hidden_pairs") or {})
+    return Distillation(model, teacher_from_run(distill.teacher_run, vocab_size), **settings)
+
+
 def _loss(metrics: dict[str, Any], key: str) -> float | None:
     return round(float(metrics[key]), 4) if key in metrics else None
 
@@ -58,22 +71,28 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Seque
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
+    if cfg.get("init_from"):
+        load_run_weights(model, cfg.init_from, "init_from")
+    fitted = with_teacher(cfg, model, datamodule.vocab_size)
     callbacks = build_callbacks(cfg) + list(extra_callbacks)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
-    trainer.fit(model, datamodule)
+    trainer.fit(fitted, datamodule)
     train_loss = _loss(trainer.callback_metrics, "train_loss")
-    val_loss = _loss(trainer.validate(model, datamodule, verbose=False)[0], "val_loss")
+    val_loss = _loss(trainer.validate(fitted, datamodule, verbose=False)[0], "val_loss")
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
     bits = "32 (fp32)"
     if qat:
         bits = f"mixed, {qat.average_bits():.3f} on average" if qat.plan_bits else str(qat.bits)
     summary: dict[str, Any] = {"steps": trainer.global_step, "train_loss": train_loss, "val_loss": val_loss, "bits": bits}
+    if fitted is not model:
+        summary["teacher_run"] = str(cfg.distill.teacher_run)
     if qat:
         summary["quant_error_mean"] = round(float(qat.quantization_error()["mean"]), 4)
     for callback in callbacks:  # AuxLRController, TrustRegion: steps, multipliers, radius, ...
         if callable(getattr(callback, "summary", None)):
             summary[type(callback).__name__] = callback.summary()
     if trainer.is_global_zero:
+        save_model(model, output_dir / WEIGHTS)  # full precision (latent) weights: init_from and teachers read them
         if qat:
             summary.update(_export_summary(model, output_dir / "model.packed.safetensors", cfg.export_layout))
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

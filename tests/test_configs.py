@@ -130,3 +130,14 @@ def test_benchmark_group_expands_to_runs(option):
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             composed = compose("train", overrides=list(run.overrides))
         assert composed.model.lr == run.lr and composed.seed == run.seed
+
+
+@pytest.mark.parametrize("option", _options("distill"))
+def test_distill_group(option):
+    cfg = _compose(f"distill={option}")
+    assert cfg.distill.enabled == (option != "none")
+    if option != "none":
+        from lightning_hybrid.distill import DistillLoss
+
+        settings = {k: cfg.distill[k] for k in cfg.distill if k not in ("enabled", "teacher_run", "hidden_pairs")}
+        DistillLoss(**settings)  # every weight and setting is one the loss accepts

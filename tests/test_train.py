@@ -114,3 +114,25 @@ def test_wheel_ships_the_configs_and_runs_the_main_job_when_installed(tmp_path):
     )
     assert probe.stdout.strip() == str(site / "lightning_hybrid" / "conf")
     assert (tmp_path / "run" / "model.packed.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_main_job_distills_a_finished_run_into_its_ternary_copy(tmp_path):
+    teacher, student, baseline = tmp_path / "teacher", tmp_path / "student", tmp_path / "alone"
+    _train(teacher, "quant=fp32")
+    assert (teacher / "model.safetensors").is_file() and not (teacher / "model.packed.safetensors").exists()
+    _train(student, "distill=teacher", f"distill.teacher_run={teacher}", f"init_from={teacher}")
+    _train(baseline, f"init_from={teacher}")
+    summary = json.loads((student / "summary.json").read_text())
+    assert summary["teacher_run"] == str(teacher) and summary["bits"] == "1.58"
+    metrics = (student / "csv" / "metrics.csv").read_text()
+    assert "distill/kl" in metrics and "train_loss" in metrics
+    assert "teacher_run" not in json.loads((baseline / "summary.json").read_text())
+
+
+def test_distillation_from_a_directory_that_is_not_a_run_names_the_setting(tmp_path):
+    cmd = [sys.executable, "-m", "lightning_hybrid.train", f"hydra.run.dir={tmp_path / 'run'}", *SMOKE, "distill=teacher",
+           f"distill.teacher_run={tmp_path}"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "`distill.teacher_run`=" in result.stderr and "has no .hydra/config.yaml" in result.stderr

@@ -1,0 +1,41 @@
+"""Main-job runs as teachers and starting points: their saved weights and the model config they used."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_model
+from torch import nn
+
+WEIGHTS = "model.safetensors"  # the full-precision (latent) weights every main-job run writes
+
+
+def weights_of(run: str | os.PathLike, argument: str) -> Path:
+    path = Path(run) / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"`{argument}`={os.fspath(run)!r} has no {WEIGHTS}: give the directory of a finished run.")
+    return path
+
+
+def load_run_weights(model: nn.Module, run: str | os.PathLike, argument: str) -> nn.Module:
+    """Load a run's weights into `model` (the same architecture), naming the argument on a mismatch."""
+    path = weights_of(run, argument)
+    try:
+        load_model(model, path)
+    except RuntimeError as err:
+        raise ValueError(f"`{argument}`={os.fspath(run)!r}: its weights do not fit this model ({err}).") from None
+    return model
+
+
+def teacher_from_run(run: str | os.PathLike, vocab_size: int) -> nn.Module:
+    """The model of a finished run, rebuilt from its .hydra/config.yaml, with its weights."""
+    config = Path(run) / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(
+            f"`distill.teacher_run`={os.fspath(run)!r} has no .hydra/config.yaml: give a main-job run directory."
+        )
+    cfg: DictConfig = OmegaConf.load(config)
+    return load_run_weights(instantiate(cfg.model, vocab_size=vocab_size), run, "distill.teacher_run")
