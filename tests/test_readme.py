@@ -22,3 +22,17 @@ def test_readme_has_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     assert _setup_commands()[1] in ci
+
+
+def test_every_override_in_the_flag_table_composes():
+    from hydra import compose, initialize_config_dir
+
+    from lightning_hybrid.train import config_dir
+
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("## The original command line, as Hydra overrides", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `--\w+[^`]*` \| `([^`]+)`", table, re.M)
+    assert len(rows) == 9
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        for overrides in rows:
+            compose("train", overrides=overrides.split())
