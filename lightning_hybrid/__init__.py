@@ -1,6 +1,6 @@
 """lightning_hybrid: 1.58-bit and 1-bit quantization-aware training for PyTorch Lightning."""
 
-from lightning_hybrid.callbacks import AuxLRController, TernaryQAT, TrustRegion
+from lightning_hybrid.callbacks import AuxLRController, GradientCompression, TernaryQAT, TrustRegion
 from lightning_hybrid.data import ClusterDataModule, ClusteredTextDataModule
 from lightning_hybrid.distill import Distillation
 from lightning_hybrid.export import load_packed, save_packed
@@ -15,6 +15,7 @@ __all__ = [
     "ClusterDataModule",
     "ClusteredTextDataModule",
     "Distillation",
+    "GradientCompression",
     "PrecisionAllocator",
     "PrecisionPlan",
     "QuantizationError",

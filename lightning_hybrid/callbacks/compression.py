@@ -1,0 +1,66 @@
+"""GradientCompression: a DDP communication hook chosen by name, with the bytes it sends counted."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.strategies import DDPStrategy
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.nn.parallel import DistributedDataParallel
+
+from lightning_hybrid.distributed import TernGradState, terngrad_hook
+
+METHODS = ("terngrad", "fp16", "none")
+
+
+class _Counted:
+    """State of a torch default hook (all-reduce of the bucket in fp32 or fp16) that counts its bytes."""
+
+    def __init__(self, hook: Callable, bytes_per_element: int) -> None:
+        self.hook, self.bytes_per_element, self.bytes_sent = hook, bytes_per_element, 0
+
+
+def _counted_hook(state: _Counted, bucket):
+    state.bytes_sent += bucket.buffer().numel() * state.bytes_per_element
+    return state.hook(None, bucket)
+
+
+class GradientCompression(pl.Callback):
+    """Registers a gradient communication hook on the DDP model (Lightning's own `ddp_comm_hook` setting
+    registers only on CUDA; this works on CPU processes with gloo too) and logs the bytes it sends.
+
+    method: "terngrad" (ternary codes summed as int8 with a shared scale and error feedback,
+    lightning_hybrid/distributed/terngrad.py), "fp16" (torch's fp16_compress_hook) or "none" (torch's
+    fp32 all-reduce, DDP's default, counted). Logs `grad_comm/bytes_per_step`, this rank's bytes.
+    """
+
+    def __init__(self, method: str = "terngrad", seed: int = 0, error_feedback: bool = True) -> None:
+        if method not in METHODS:
+            raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
+        self.method, self.seed, self.error_feedback = method, seed, error_feedback
+        self.state = None
+        self._last_bytes = 0
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit" and not isinstance(trainer.strategy, DDPStrategy):
+            raise ValueError(
+                f"GradientCompression needs a DDP strategy (trainer=ddp, strategy='ddp'), got {type(trainer.strategy).__name__}."
+            )
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        model = trainer.strategy.model
+        if not isinstance(model, DistributedDataParallel):
+            raise RuntimeError(f"GradientCompression found no DistributedDataParallel model, got {type(model).__name__}.")
+        if self.method == "terngrad":
+            self.state, hook = TernGradState(self.seed, self.error_feedback), terngrad_hook
+        else:
+            base = default_hooks.fp16_compress_hook if self.method == "fp16" else default_hooks.allreduce_hook
+            self.state, hook = _Counted(base, 2 if self.method == "fp16" else 4), _counted_hook
+        model.register_comm_hook(self.state, hook)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        sent = self.state.bytes_sent - self._last_bytes
+        self._last_bytes = self.state.bytes_sent
+        pl_module.log("grad_comm/bytes_per_step", torch.tensor(float(sent)), on_step=True, on_epoch=False)

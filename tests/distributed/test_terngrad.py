@@ -1,0 +1,63 @@
+"""TernGrad maths against its definition; the hook and callback in 2-process CPU DDP runs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_hybrid import GradientCompression
+from lightning_hybrid.distributed import TernGradState, ternarize
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ddp_compression.py"
+
+
+def test_ternarize_is_unbiased_and_ternary():
+    # oracle: E[s * code] = x (TernGrad eq. 2); over 20,000 draws the mean is within 5 standard errors
+    x = torch.tensor([0.5, -0.25, 1.0, -1.0, 0.0, 0.1])
+    scale = torch.tensor([1.0])
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([ternarize(x, scale, g) for _ in range(20_000)]).float()
+    assert set(draws.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    stderr = (x.abs() * (1 - x.abs())).sqrt() / 20_000**0.5
+    assert ((draws.mean(0) - x).abs() <= 5 * stderr + 1e-6).all()
+    assert torch.equal(draws[:, 2], torch.ones(20_000)) and not draws[:, 4].any()  # |x| = s: always; 0: never
+
+
+def test_zero_gradient_gives_zero_codes():
+    assert not ternarize(torch.zeros(5), torch.zeros(1)).any()
+
+
+def test_error_feedback_adds_the_last_residual_and_survives_rebuilt_buckets():
+    state = TernGradState()
+    state.residuals[0] = torch.tensor([0.5, -0.5])
+    torch.testing.assert_close(state.compensate(0, torch.tensor([1.0, 1.0])), torch.tensor([1.5, 0.5]))
+    torch.testing.assert_close(state.compensate(0, torch.ones(3)), torch.ones(3))  # another shape: dropped
+    assert torch.equal(TernGradState(error_feedback=False).compensate(0, torch.ones(2)), torch.ones(2))
+
+
+def test_bad_method_names_the_argument():
+    with pytest.raises(ValueError, match=r"`method` must be one of \('terngrad', 'fp16', 'none'\), got 'int4'"):
+        GradientCompression("int4")
+
+
+def _ddp_run(method, out):
+    result = subprocess.run([sys.executable, str(SCRIPT), method, str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_with_ternary_gradients(tmp_path):
+    runs = {m: _ddp_run(m, tmp_path / m) for m in ("none", "terngrad")}
+    for rank0, rank1 in runs.values():  # every rank applied the same averaged gradient
+        for key in (k for k in rank0 if not k.startswith("_")):
+            torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
+        assert torch.isfinite(rank0["_loss"])
+    plain, ternary = runs["none"][0], runs["terngrad"][0]
+    per_step_fp32 = float(plain["_bytes"]) / float(plain["_steps"])
+    assert per_step_fp32 == 4 * float(plain["_grad_numel"])  # DDP's fp32 all-reduce: 4 bytes an element
+    per_step_ternary = float(ternary["_bytes"]) / float(ternary["_steps"])
+    assert float(ternary["_grad_numel"]) <= per_step_ternary < 1.01 * float(ternary["_grad_numel"])  # 1 byte + scales
+    assert any(not torch.equal(plain[k], ternary[k]) for k in plain if not k.startswith("_"))
