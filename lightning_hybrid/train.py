@@ -31,9 +31,10 @@ def config_dir() -> str:
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    quant = cfg.get("quant") or {}
-    if quant.get("_target_"):
-        callbacks.append(instantiate(quant))
+    for group in ("quant", "compression"):  # groups whose enabled option is one callback
+        node = cfg.get(group) or {}
+        if node.get("_target_"):
+            callbacks.append(instantiate(node))
     return callbacks
 
 

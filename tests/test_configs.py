@@ -141,3 +141,14 @@ def test_distill_group(option):
 
         settings = {k: cfg.distill[k] for k in cfg.distill if k not in ("enabled", "teacher_run", "hidden_pairs")}
         DistillLoss(**settings)  # every weight and setting is one the loss accepts
+
+
+@pytest.mark.parametrize("option", _options("compression"))
+def test_compression_group(option):
+    from lightning_hybrid import GradientCompression
+
+    cfg = _compose("trainer=ddp", f"compression={option}")
+    made = [c for c in build_callbacks(cfg) if isinstance(c, GradientCompression)]
+    assert len(made) == (option != "none")
+    if made:
+        assert made[0].method == {"fp32": "none"}.get(option, option)

@@ -41,7 +41,7 @@ class GradientCompression(pl.Callback):
             raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
         self.method, self.seed, self.error_feedback = method, seed, error_feedback
         self.state = None
-        self._last_bytes = 0
+        self._last_bytes = self._steps = 0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and not isinstance(trainer.strategy, DDPStrategy):
@@ -62,5 +62,10 @@ class GradientCompression(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         sent = self.state.bytes_sent - self._last_bytes
-        self._last_bytes = self.state.bytes_sent
+        self._last_bytes, self._steps = self.state.bytes_sent, self._steps + 1
         pl_module.log("grad_comm/bytes_per_step", torch.tensor(float(sent)), on_step=True, on_epoch=False)
+
+    def summary(self) -> dict:
+        """For the main job's summary: the method and this rank's mean bytes sent a step."""
+        per_step = self.state.bytes_sent / self._steps if self.state is not None and self._steps else None
+        return {"method": self.method, "bytes_per_step": per_step}
