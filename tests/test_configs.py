@@ -141,6 +141,8 @@ def test_distill_group(option):
 
         settings = {k: cfg.distill[k] for k in cfg.distill if k not in ("enabled", "teacher_run", "hidden_pairs")}
         DistillLoss(**settings)  # every weight and setting is one the loss accepts
+        paired = _compose(f"distill={option}", "distill.hidden_pairs={model.blocks.3: model.blocks.3}")
+        assert dict(paired.distill.hidden_pairs) == {"model.blocks.3": "model.blocks.3"}  # the documented override
 
 
 @pytest.mark.parametrize("option", _options("compression"))

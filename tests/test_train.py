@@ -136,3 +136,13 @@ def test_distillation_from_a_directory_that_is_not_a_run_names_the_setting(tmp_p
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "`distill.teacher_run`=" in result.stderr and "has no .hydra/config.yaml" in result.stderr
+
+
+@pytest.mark.slow
+def test_multirun_sweeps_write_one_directory_per_job(tmp_path):
+    cmd = [sys.executable, "-m", "lightning_hybrid.train", "--multirun", f"hydra.sweep.dir={tmp_path}", *SMOKE,
+           "trainer.max_steps=4", "quant=ternary,binary"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bits = sorted(json.loads((tmp_path / str(job) / "summary.json").read_text())["bits"] for job in (0, 1))
+    assert bits == ["1", "1.58"]
