@@ -64,10 +64,12 @@ def write(rows: list[dict], curves: dict, args) -> None:
         writer.writerows(rows)
     fp32 = rows[0]["bytes_per_step"]
     lines = [f"2 CPU processes (gloo), tinyshakespeare, nanoGPT CPU configuration, ternary weights, {args.steps} steps", ""]
-    lines += ["| gradient all-reduce | final val loss | bytes sent a step, per rank | fp32's bytes / these |", "|---|---|---|---|"]
     lines += [
-        f"| {r['method']} | {r['val_loss']:.3f} | {r['bytes_per_step']:,} | {fp32 / r['bytes_per_step']:.2f}x |"
-        for r in rows
+        "| gradient all-reduce | final val loss | bytes sent a step, per rank | fp32's bytes / these |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['method']} | {r['val_loss']:.3f} | {r['bytes_per_step']:,} | {fp32 / r['bytes_per_step']:.2f}x |" for r in rows
     ]
     (args.out / "ddp.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -61,3 +61,15 @@ def test_two_process_ddp_with_ternary_gradients(tmp_path):
     per_step_ternary = float(ternary["_bytes"]) / float(ternary["_steps"])
     assert float(ternary["_grad_numel"]) <= per_step_ternary < 1.01 * float(ternary["_grad_numel"])  # 1 byte + scales
     assert any(not torch.equal(plain[k], ternary[k]) for k in plain if not k.startswith("_"))
+
+
+def test_bounding_clips_each_piece_at_its_own_spread():
+    from lightning_hybrid.distributed.terngrad import bounded
+
+    a, b = torch.tensor([0.0, 0.0, 0.0, 10.0]), torch.tensor([1.0, -1.0])
+    clipped = bounded([a, b], 1.0)
+    torch.testing.assert_close(clipped[0], torch.tensor([0.0, 0.0, 0.0, float(a.std(correction=0))]))
+    torch.testing.assert_close(clipped[1], b)  # within one standard deviation (1.0) already
+    assert bounded([a], None)[0] is a
+    with pytest.raises(ValueError, match=r"`clip_sigma` must be > 0 or None \(no bounding\), got 0"):
+        GradientCompression(clip_sigma=0)
