@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from _ddp import two_process_trainer
 
 from lightning_hybrid import GradientCompression
 from lightning_hybrid.data import TextDataModule
@@ -21,17 +22,9 @@ def main(method: str, out: Path) -> None:
     data = TextDataModule(max_bytes=100_000, block_size=16, batch_size=4)  # the stdlib source
     model = LanguageModel(vocab_size=data.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=32, warmup_steps=2)
     compression = GradientCompression(method, seed=0)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
+    trainer = two_process_trainer(
         max_steps=6,
-        limit_val_batches=0,
         callbacks=[compression],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(model, data)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from _ddp import two_process_trainer
 
 from lightning_hybrid import Distillation, TernaryQAT
 from lightning_hybrid.data import TextDataModule
@@ -24,17 +25,9 @@ def main(out: Path) -> None:
     student.load_state_dict(teacher.state_dict())
     before = {f"teacher_before.{k}": v.clone() for k, v in teacher.state_dict().items()}
     distill = Distillation(student, teacher, hidden_weight=1.0, hidden_pairs={"model.blocks.0": "model.blocks.0"})
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
+    trainer = two_process_trainer(
         max_steps=6,
-        limit_val_batches=0,
         callbacks=[TernaryQAT(warmup_steps=2)],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(distill, data)
     state = {f"student.{k}": v.detach().clone() for k, v in student.state_dict().items()}

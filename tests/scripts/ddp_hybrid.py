@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from _ddp import two_process_trainer
 
 from lightning_hybrid import AuxLRController, TernaryQAT, TrustRegion
 from lightning_hybrid.data import TextDataModule
@@ -33,12 +34,8 @@ def main(out: Path) -> None:
     data = TextDataModule(max_bytes=100_000, block_size=16, batch_size=4)  # the stdlib source
     model = LanguageModel(vocab_size=data.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32, warmup_steps=2)
     history = History()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
+    trainer = two_process_trainer(
         max_steps=16,
-        limit_val_batches=0,
         gradient_clip_val=1.0,
         callbacks=[
             TernaryQAT(),
@@ -46,10 +43,6 @@ def main(out: Path) -> None:
             TrustRegion(calibration_steps=3, window=3),
             history,
         ],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(model, data)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
