@@ -91,7 +91,7 @@ def test_callbacks_group(option):
 def test_experiment_group(option):
     cfg = _compose(f"experiment={option}", f"data.path={TEXT}")
     assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
-    assert isinstance(instantiate(cfg.data), TextDataModule)
+    assert isinstance(instantiate(cfg.data), (TextDataModule, ClusterDataModule))
     assert isinstance(instantiate(cfg.trainer, logger=False), pl.Trainer)
 
 
@@ -154,3 +154,8 @@ def test_compression_group(option):
     assert len(made) == (option != "none")
     if made:
         assert made[0].method == {"fp32": "none"}.get(option, option)
+
+
+def test_experiments_can_set_top_level_keys():
+    assert _compose("experiment=ultra_low_bit").export_layout == "base3"
+    assert _compose().export_layout == "2bit"
