@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,3 +15,11 @@ def test_own_module_recipe_runs_and_round_trips_exactly(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "packed model reproduces the QAT model exactly: True" in result.stdout
     assert (tmp_path / "my_model.packed.safetensors").exists()
+
+
+def test_every_recipe_documents_its_command_runtime_and_output():
+    for recipe in (p for p in RECIPES.iterdir() if p.is_dir()):
+        readme = (recipe / "README.md").read_text()
+        assert "Runtime" in readme and "```" in readme and "python " in readme, recipe.name
+        for experiment in re.findall(r"experiment=(\w+)", readme):  # every config a recipe names exists
+            assert (RECIPES.parent / "conf" / "experiment" / f"{experiment}.yaml").is_file(), (recipe.name, experiment)
