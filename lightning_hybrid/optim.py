@@ -58,3 +58,20 @@ def warmup_cosine(step: int, warmup_steps: int, decay_steps: int, min_ratio: flo
 def warmup_constant(step: int, warmup_steps: int) -> float:
     """LR multiplier: linear warm-up to 1, then constant."""
     return min(1.0, (step + 1) / (warmup_steps + 1))
+
+
+def lightning_optimizers(module: torch.nn.Module, hp) -> torch.optim.Optimizer | dict:
+    """configure_optimizers for a module whose hyperparameters `hp` name optimizer, lr, betas,
+    weight_decay (matrices only), warmup_steps, schedule, decay_steps and min_lr_ratio."""
+    decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = make_optimizer(hp.optimizer, groups, hp.lr, tuple(hp.betas), hp.warmup_steps)
+    if hp.optimizer == "schedulefree_adamw":
+        return optimizer
+    if hp.schedule == "cosine":
+        multiplier = lambda s: warmup_cosine(s, hp.warmup_steps, hp.decay_steps, hp.min_lr_ratio)  # noqa: E731
+    else:
+        multiplier = lambda s: warmup_constant(s, hp.warmup_steps)  # noqa: E731
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

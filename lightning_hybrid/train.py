@@ -123,8 +123,9 @@ def format_summary(summary: dict[str, Any], output_dir: Path) -> str:
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    train(cfg, HydraConfig.get().runtime.output_dir)
+def main(cfg: DictConfig) -> float | None:
+    """Returns the final val loss: the objective of sweepers such as hydra-optuna-sweeper."""
+    return train(cfg, HydraConfig.get().runtime.output_dir)["val_loss"]
 
 
 if __name__ == "__main__":

@@ -146,3 +146,19 @@ def test_multirun_sweeps_write_one_directory_per_job(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     bits = sorted(json.loads((tmp_path / str(job) / "summary.json").read_text())["bits"] for job in (0, 1))
     assert bits == ["1", "1.58"]
+
+
+@pytest.mark.slow
+def test_optuna_sweeper_minimizes_the_val_loss_the_job_returns(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the sweep extra: pip install 'lightning_hybrid[sweep]'")
+    import yaml
+
+    cmd = [sys.executable, "-m", "lightning_hybrid.train", "--multirun", "hydra/sweeper=lr_search", "hydra.sweeper.n_trials=2",
+           f"hydra.sweep.dir={tmp_path}", *SMOKE, "trainer.max_steps=4"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = [json.loads((tmp_path / str(job) / "summary.json").read_text()) for job in (0, 1)]
+    lrs = {yaml.safe_load((tmp_path / str(job) / ".hydra/config.yaml").read_text())["model"]["lr"] for job in (0, 1)}
+    assert len(lrs) == 2 and all(3e-4 <= lr <= 1e-2 for lr in lrs)  # conf/hydra/sweeper/lr_search.yaml's range
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert best["best_value"] == min(t["val_loss"] for t in trials)  # oracle: the trials' own summaries

@@ -28,7 +28,8 @@ class Distillation(pl.LightningModule):
 
     Args:
         student: any LightningModule with automatic optimization whose training_step calls the module
-            itself (`self(...)`) and returns its loss (a tensor or a dict with "loss").
+            itself (`self(...)`) and returns its loss (a tensor or a dict with "loss"), or None for a
+            student with no task of its own (task_weight=0), such as distill.sentence.SentenceStudent.
         teacher: an nn.Module taking the same inputs as the student's forward.
         temperature, task_weight, kl_weight, hidden_weight, hidden_loss: see DistillLoss.
         hidden_pairs: {student layer name: teacher layer name}; the outputs' main tensors must have the
@@ -100,6 +101,11 @@ class Distillation(pl.LightningModule):
         if student.inputs is None:
             raise RuntimeError(
                 "the student's training_step never called the student (`self(...)`), so the teacher has no inputs."
+            )
+        if out is None and self.loss_fn.task_weight:
+            raise ValueError(
+                f"the student's training_step returned no loss while `task_weight` is {self.loss_fn.task_weight}: "
+                "a student without a task of its own needs task_weight=0."
             )
         task = out["loss"] if isinstance(out, Mapping) else out
         return (task if self.loss_fn.task_weight else None), student

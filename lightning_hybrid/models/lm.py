@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_hybrid.models.gpt import GPT, GPTConfig
-from lightning_hybrid.optim import OPTIMIZERS, SCHEDULES, check_choice, make_optimizer, warmup_constant, warmup_cosine
+from lightning_hybrid.optim import OPTIMIZERS, SCHEDULES, check_choice, lightning_optimizers
 
 
 class LanguageModel(pl.LightningModule):
@@ -61,16 +61,4 @@ class LanguageModel(pl.LightningModule):
         self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
-        hp = self.hparams
-        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
-        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = make_optimizer(hp.optimizer, groups, hp.lr, tuple(hp.betas), hp.warmup_steps)
-        if hp.optimizer == "schedulefree_adamw":
-            return optimizer
-        if hp.schedule == "cosine":
-            multiplier = lambda s: warmup_cosine(s, hp.warmup_steps, hp.decay_steps, hp.min_lr_ratio)  # noqa: E731
-        else:
-            multiplier = lambda s: warmup_constant(s, hp.warmup_steps)  # noqa: E731
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return lightning_optimizers(self, self.hparams)

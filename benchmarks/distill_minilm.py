@@ -1,0 +1,105 @@
+"""all-MiniLM-L6-v2 distilled into its ternary copy on the standard library's docstring sentences.
+
+    python benchmarks/distill_minilm.py            # about 40 min on 2 cores (needs the teacher extra)
+
+Every run is `python -m lightning_hybrid.distill_minilm` in its own directory under --work:
+  * ternary copy, no training: trainer.max_steps=0 (post-training quantization of the teacher)
+  * ternary copy + distillation: --steps steps of 1 - cosine to the teacher's embeddings, AdamW + cosine
+  * ternary copy + distillation + hybrid: the same with callbacks=hybrid (AuxLRController, TrustRegion)
+The held-out (mean cosine) and retrieval (top-1 agreement) sentences are the same for every run
+(corpus.split_seed); trained variants run --seeds seeds each, --jobs at a time, one thread each.
+Finished runs are reused. Writes results/distill/minilm.csv and minilm.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VARIANTS = {
+    "ternary copy, no training": ["trainer.max_steps=0"],
+    "ternary copy + distillation": [],
+    "ternary copy + distillation + hybrid": ["callbacks=hybrid"],
+}
+
+
+def run(run_dir: Path, overrides: list[str], args) -> dict:
+    summary = run_dir / "summary.json"
+    if not summary.is_file():
+        cmd = [sys.executable, "-m", "lightning_hybrid.distill_minilm", f"trainer.max_steps={args.steps}",
+               f"model.lr={args.lr}", f"hydra.run.dir={run_dir}", *overrides]  # fmt: skip
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
+            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        result = json.loads(summary.read_text())
+        result["wall_s"] = round(time.time() - start)
+        summary.write_text(json.dumps(result, indent=2) + "\n")
+    return json.loads(summary.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=HERE / "results/distill/work/minilm")
+    parser.add_argument("--out", type=Path, default=HERE / "results/distill")
+    args = parser.parse_args()
+    jobs = [(name, seed) for name in VARIANTS for seed in (args.seeds[:1] if "no training" in name else args.seeds)]
+
+    def one(job):
+        name, seed = job
+        directory = args.work / name.split(", ")[0].replace(" + ", "_").replace(" ", "_") / f"seed{seed}"
+        if "no training" in name:
+            directory = args.work / "no_training"
+        return name, seed, run(directory, [*VARIANTS[name], f"seed={seed}"], args)
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(one, jobs))
+    write(results, args)
+
+
+def write(results: list, args) -> None:
+    args.out.mkdir(parents=True, exist_ok=True)
+    fields = ["variant", "seed", "steps", "mean_cosine", "top1_agreement", "file_bytes", "wall_s"]
+    with open(args.out / "minilm.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({"variant": n, "seed": s, **r} for n, s, r in results)
+    first = results[0][2]
+    n = first["sentences"]
+    lines = [
+        f"all-MiniLM-L6-v2 -> ternary copy; stdlib docstring sentences ({n['train']} training, {n['held_out']} held-out, "
+        f"{n['retrieval']} retrieval); {args.steps} steps of batch 32, LR {args.lr}; seeds {args.seeds}",
+        "",
+        "| model | mean cosine to teacher (held-out) | top-1 retrieval agreement | per seed (cosine / agreement) | on disk |",
+        "|---|---|---|---|---|",
+        f"| teacher (fp32) | 1 | 1 | | {first['teacher_fp32_bytes']:,} B (fp32 tensors) |",
+    ]
+    for name in VARIANTS:
+        runs = [r for v, _, r in results if v == name]
+        cos, agree = [r["mean_cosine"] for r in runs], [r["top1_agreement"] for r in runs]
+        per_seed = ", ".join(f"{c:.4f} / {a:.3f}" for c, a in zip(cos, agree))
+        lines.append(f"| {name} | {_mean(cos, 4)} | {_mean(agree, 3)} | {per_seed} | {runs[0]['file_bytes']:,} B (packed) |")
+    (args.out / "minilm.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _mean(values: list[float], digits: int) -> str:
+    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.{digits}f}{spread}"
+
+
+if __name__ == "__main__":
+    main()

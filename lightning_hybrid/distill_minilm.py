@@ -1,0 +1,115 @@
+"""Distill a pretrained sentence encoder (all-MiniLM-L6-v2) into its ternary copy:
+`python -m lightning_hybrid.distill_minilm` (Hydra; conf/distill_minilm.yaml; needs the `teacher` extra).
+
+The student starts as the teacher's copy, TernaryQAT converts its Linear layers, and Distillation trains
+it to reproduce the teacher's sentence embeddings (1 - cosine) on sentences of a text corpus. The run
+reports, on held-out sentences, the mean teacher-student cosine and the top-1 nearest-neighbour agreement
+on a retrieval set, and writes the packed student."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_info
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_hybrid.callbacks.qat import TernaryQAT
+from lightning_hybrid.data.sentence_module import SentenceDataModule, sentence_loader, tokenize
+from lightning_hybrid.data.sentences import corpus_sentences, split_corpus
+from lightning_hybrid.distill import Distillation
+from lightning_hybrid.distill.agreement import embed, mean_cosine, top1_agreement
+from lightning_hybrid.distill.minilm import load_encoder
+from lightning_hybrid.export import save_packed
+from lightning_hybrid.train import build_callbacks, config_dir
+
+
+def fp32_bytes(module: torch.nn.Module) -> int:
+    """Bytes of the module's state_dict tensors at 4 bytes a value (shared storage counted once)."""
+    seen = {t.untyped_storage().data_ptr(): t.numel() for t in module.state_dict().values()}
+    return 4 * sum(seen.values())
+
+
+def agreement(teacher, student, tokenizer, splits, cfg) -> dict[str, float]:
+    """Mean cosine on the held-out sentences and top-1 agreement on the retrieval set."""
+    corpus = cfg.corpus
+
+    def both(sentences):
+        loader = sentence_loader(tokenize(tokenizer, sentences, corpus.max_length), tokenizer.pad_token_id or 0, 64)
+        return embed(teacher, loader), embed(student, loader)
+
+    held_teacher, held_student = both(splits.held_out)
+    retrieval_teacher, retrieval_student = both(splits.retrieval)
+    return {
+        "mean_cosine": round(mean_cosine(held_teacher, held_student), 4),
+        "top1_agreement": round(top1_agreement(retrieval_teacher, retrieval_student), 4),
+    }
+
+
+def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
+    """Fit (trainer.max_steps=0 only converts: post-training quantization), evaluate, export."""
+    output_dir = Path(output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    teacher, tokenizer = load_encoder(cfg.teacher)
+    c = cfg.corpus
+    sentences = corpus_sentences(c.path, c.max_sentences, c.min_words, c.max_words)
+    splits = split_corpus(sentences, c.held_out, c.retrieval, seed=c.split_seed)
+    data = SentenceDataModule(splits.train, tokenizer, c.batch_size, c.max_length)
+    student = instantiate(cfg.model, encoder=teacher)
+    settings = OmegaConf.to_container(cfg.distill, resolve=True)
+    fitted = Distillation(student, teacher, task_weight=0.0, kl_weight=0.0, **settings)
+    callbacks = build_callbacks(cfg)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
+    trainer.fit(fitted, data)
+    summary: dict[str, Any] = {
+        "steps": trainer.global_step,
+        "sentences": {"train": len(splits.train), "held_out": len(splits.held_out), "retrieval": len(splits.retrieval)},
+    }
+    summary.update(agreement(teacher, student, tokenizer, splits, cfg))
+    qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
+    summary["bits"] = str(qat.bits) if qat else "32 (fp32)"
+    summary["teacher_fp32_bytes"] = fp32_bytes(teacher)
+    for callback in callbacks:
+        if callable(getattr(callback, "summary", None)):
+            summary[type(callback).__name__] = callback.summary()
+    if trainer.is_global_zero:
+        if qat:
+            report = save_packed(student, output_dir / "student.packed.safetensors", layout=cfg.export_layout)
+            summary.update(packed_file=report.path, file_bytes=report.file_bytes, quant_lambda=qat.quant_lambda)
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rank_zero_info(format_summary(summary, output_dir))
+    return summary
+
+
+def format_summary(summary: dict[str, Any], output_dir: Path) -> str:
+    n = summary["sentences"]
+    lines = [
+        "",
+        "lightning_hybrid sentence distillation",
+        f"  steps             {summary['steps']} ({n['train']} training sentences)",
+        f"  weight bits       {summary['bits']}",
+        f"  mean cosine       {summary['mean_cosine']} (teacher vs student embeddings, {n['held_out']} held-out sentences)",
+        f"  top-1 agreement   {summary['top1_agreement']} (same nearest neighbour, {n['retrieval']}-sentence retrieval set)",
+        f"  teacher size      {summary['teacher_fp32_bytes']} bytes at fp32",
+    ]
+    if "file_bytes" in summary:
+        lines.append(f"  packed student    {summary['packed_file']} ({summary['file_bytes']} bytes)")
+    lines.append(f"  run directory     {output_dir}")
+    return "\n".join(lines)
+
+
+@hydra.main(config_path=config_dir(), config_name="distill_minilm", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg, HydraConfig.get().runtime.output_dir)
+
+
+if __name__ == "__main__":
+    main()
