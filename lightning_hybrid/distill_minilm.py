@@ -29,6 +29,7 @@ from lightning_hybrid.distill import Distillation
 from lightning_hybrid.distill.agreement import embed, mean_cosine, top1_agreement
 from lightning_hybrid.distill.minilm import load_encoder
 from lightning_hybrid.export import save_packed
+from lightning_hybrid.quant.convert import bit_linears, set_quant_lambda
 from lightning_hybrid.train import build_callbacks, config_dir
 
 
@@ -55,7 +56,9 @@ def agreement(teacher, student, tokenizer, splits, cfg) -> dict[str, float]:
 
 
 def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
-    """Fit (trainer.max_steps=0 only converts: post-training quantization), evaluate, export."""
+    """Fit (trainer.max_steps=0 only converts: post-training quantization), evaluate, export.
+
+    The student is evaluated as it is exported: with TernaryQAT, fully quantized (lambda = 1)."""
     output_dir = Path(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     teacher, tokenizer = load_encoder(cfg.teacher)
@@ -73,8 +76,10 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
         "steps": trainer.global_step,
         "sentences": {"train": len(splits.train), "held_out": len(splits.held_out), "retrieval": len(splits.retrieval)},
     }
-    summary.update(agreement(teacher, student, tokenizer, splits, cfg))
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
+    if qat:  # measured as exported: fully quantized, even when training stopped inside the lambda warm-up
+        set_quant_lambda(bit_linears(student), 1.0)
+    summary.update(agreement(teacher, student, tokenizer, splits, cfg))
     summary["bits"] = str(qat.bits) if qat else "32 (fp32)"
     summary["teacher_fp32_bytes"] = fp32_bytes(teacher)
     for callback in callbacks:
@@ -82,8 +87,9 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
             summary[type(callback).__name__] = callback.summary()
     if trainer.is_global_zero:
         if qat:
-            report = save_packed(student, output_dir / "student.packed.safetensors", layout=cfg.export_layout)
-            summary.update(packed_file=report.path, file_bytes=report.file_bytes, quant_lambda=qat.quant_lambda)
+            path = output_dir / "student.packed.safetensors"
+            report = save_packed(student, path, layout=cfg.export_layout, float_dtype=cfg.get("export_float_dtype"))
+            summary.update(packed_file=report.path, file_bytes=report.file_bytes)
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     rank_zero_info(format_summary(summary, output_dir))
     return summary

@@ -2,7 +2,8 @@
 
 File format, version 1 and 2 (safetensors; all metadata values are strings):
   tensors   "<layer>.weight_packed" (uint8, see quant/pack.py) and "<layer>.weight_scale" (fp32: [1] for
-            1 and 1.58 bits, [out_features] for 2, 4 and 8) for every quantized layer; every other state_dict entry under its own key, at its own dtype;
+            1 and 1.58 bits, [out_features] for 2, 4 and 8) for every quantized layer; every other state_dict
+            entry under its own key, at its own dtype or the `float_dtype` asked for;
             a tensor shared by several keys (tied weights) is stored once.
   metadata  format="lightning_hybrid.packed", format_version="1",
             layers   = JSON {layer: {bits, layout, shape, act_bits, dtype}},
@@ -155,7 +156,18 @@ def _pack_layers(model: nn.Module, layout: str) -> tuple[dict, dict, list[LayerB
     return tensors, layers, sizes
 
 
-def _unquantized_tensors(state: dict[str, torch.Tensor], quantized: set[str]) -> tuple[dict, dict]:
+FLOAT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _float_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
+    if value is None or value in FLOAT_DTYPES.values():
+        return value
+    if value not in FLOAT_DTYPES:
+        raise ValueError(f"`float_dtype` must be None, one of {tuple(FLOAT_DTYPES)} or the torch dtype, got {value!r}.")
+    return FLOAT_DTYPES[value]
+
+
+def _unquantized_tensors(state: dict[str, torch.Tensor], quantized: set[str], dtype: torch.dtype | None) -> tuple[dict, dict]:
     tensors, aliases, owner = {}, {}, {}
     for key, t in state.items():
         if key in quantized:
@@ -165,23 +177,30 @@ def _unquantized_tensors(state: dict[str, torch.Tensor], quantized: set[str]) ->
             aliases[key] = owner[ptr]
             continue
         owner[ptr] = key
-        tensors[key] = t.detach().cpu().contiguous().clone()
+        cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
+        tensors[key] = t.detach().cpu().to(cast).contiguous().clone()
     return tensors, aliases
 
 
-def save_packed(model: nn.Module, path: str | os.PathLike, layout: str = "2bit") -> PackReport:
+def save_packed(
+    model: nn.Module, path: str | os.PathLike, layout: str = "2bit", float_dtype: torch.dtype | str | None = None
+) -> PackReport:
     """Write `model` with every BitLinear weight packed; return the size report.
 
     layout: "2bit" (4 weights a byte, row-aligned for kernels) or "base3" (5 weights a byte, 1.6 bits).
     Binary (bits=1) layers are always stored at 1 bit a weight.
+    float_dtype: the dtype of the floating tensors that are not quantized (embeddings, norms, biases,
+    heads): None keeps each tensor's own, "bf16" or "fp16" halves them (load_packed casts them back to
+    the model's dtypes). Worth it when an embedding table is most of the model.
     """
     if layout not in packing.TERNARY_LAYOUTS:
         raise ValueError(f"`layout` must be one of {packing.TERNARY_LAYOUTS}, got {layout!r}.")
+    dtype = _float_dtype(float_dtype)
     tensors, layers, sizes = _pack_layers(model, layout)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no BitLinear layer: convert it (TernaryQAT) before save_packed.")
     state = model.state_dict()
-    rest, aliases = _unquantized_tensors(state, {f"{n}.weight" for n in layers})
+    rest, aliases = _unquantized_tensors(state, {f"{n}.weight" for n in layers}, dtype)
     tensors.update(rest)
     version = FORMAT_VERSION if any(spec["bits"] in ref.INTEGER_BITS for spec in layers.values()) else "1"
     metadata = {
@@ -258,7 +277,8 @@ def _install_layer(model: nn.Module, name: str, spec: dict, tensors: dict, path)
 def load_packed(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Fill `model` (the architecture that was saved, converted or not) from a packed file and return it.
 
-    Quantized layers become PackedBitLinear inference layers; every other tensor is loaded as saved.
+    Quantized layers become PackedBitLinear inference layers; every other tensor is loaded as saved
+    (cast to the model's dtype by load_state_dict).
     Raises PackedFileError for an unreadable, truncated or corrupt file, an unknown format version, or a
     file saved from a model with other keys or shapes.
     """

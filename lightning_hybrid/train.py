@@ -38,8 +38,8 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return callbacks
 
 
-def _export_summary(model: pl.LightningModule, path: Path, layout: str) -> dict[str, Any]:
-    report = save_packed(model, path, layout=layout)
+def _export_summary(model: pl.LightningModule, path: Path, layout: str, float_dtype: str | None = None) -> dict[str, Any]:
+    report = save_packed(model, path, layout=layout, float_dtype=float_dtype)
     return {
         "packed_file": report.path,
         "file_bytes": report.file_bytes,
@@ -95,7 +95,9 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Seque
     if trainer.is_global_zero:
         save_model(model, output_dir / WEIGHTS)  # full precision (latent) weights: init_from and teachers read them
         if qat:
-            summary.update(_export_summary(model, output_dir / "model.packed.safetensors", cfg.export_layout))
+            summary.update(
+                _export_summary(model, output_dir / "model.packed.safetensors", cfg.export_layout, cfg.get("export_float_dtype"))
+            )
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     rank_zero_info(format_summary(summary, output_dir))
     return summary

@@ -79,6 +79,28 @@ def test_report_sizes(tmp_path):
     assert base3.quantized_bits_per_weight == pytest.approx(1.6, abs=0.01)
 
 
+def test_bf16_float_dtype_halves_the_unquantized_tensors_and_loads_back_rounded(tmp_path):
+    qat = _qat_gpt()
+    full = save_packed(qat, tmp_path / "f.safetensors")
+    half = save_packed(qat, tmp_path / "h.safetensors", float_dtype="bf16")
+    with safe_open(tmp_path / "h.safetensors", "pt") as f:
+        assert f.get_tensor("tok_emb.weight").dtype == torch.bfloat16
+        scale_key = next(k for k in list(f.keys()) if k.endswith("weight_scale"))
+        assert f.get_tensor(scale_key).dtype == torch.float32
+    quantized = sum(m.weight.numel() for m in bit_linears(qat).values())
+    rest_fp32 = full.fp32_bytes - 4 * quantized
+    assert full.file_bytes - half.file_bytes == pytest.approx(rest_fp32 / 2, abs=1024)  # headers differ a little
+    fresh = load_packed(_gpt(seed=3), tmp_path / "h.safetensors")
+    assert fresh.tok_emb.weight.dtype == torch.float32
+    # oracle: the fp32 embedding rounded to bf16 and back
+    assert torch.equal(fresh.tok_emb.weight, qat.tok_emb.weight.detach().to(torch.bfloat16).float())
+
+
+def test_unknown_float_dtype_is_named(tmp_path):
+    with pytest.raises(ValueError, match="`float_dtype` must be None, one of .* got 'int4'"):
+        save_packed(_qat_gpt(), tmp_path / "m.safetensors", float_dtype="int4")
+
+
 def test_tied_weights_stored_once_and_restored_tied_values(tmp_path):
     qat = _qat_gpt()
     save_packed(qat, tmp_path / "m.safetensors")
