@@ -7,6 +7,7 @@ from collections.abc import Callable
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
@@ -45,6 +46,7 @@ class GradientCompression(pl.Callback):
         TernGradState(seed, error_feedback, clip_sigma)  # checks the settings now, not at fit start
         self.state = None
         self._last_bytes = self._steps = 0
+        self._restored: dict | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and not isinstance(trainer.strategy, DDPStrategy):
@@ -62,6 +64,47 @@ class GradientCompression(pl.Callback):
             base = default_hooks.fp16_compress_hook if self.method == "fp16" else default_hooks.allreduce_hook
             self.state, hook = _Counted(base, 2 if self.method == "fp16" else 4), _counted_hook
         model.register_comm_hook(self.state, hook)
+        if self._restored is not None and isinstance(self.state, TernGradState):
+            self._restore_terngrad(trainer, pl_module.device)
+
+    # TernGrad's memory is per rank: each rank's error-feedback residuals and random stream. A checkpoint
+    # holds every rank's (gathered when it is written, on every rank at once), and each rank takes its own
+    # back on resume, so a resumed run continues the same compression error it stopped with.
+    def state_dict(self) -> dict:
+        return {"method": self.method}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict.get("method", self.method)
+        if saved != self.method:
+            raise ValueError(
+                f"The checkpoint was trained with GradientCompression(method={saved!r}), this callback has {self.method!r}."
+            )
+        self._restored = dict(state_dict)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if not isinstance(self.state, TernGradState):
+            return
+        gathered: dict = {"world_size": trainer.world_size}
+        for index in sorted(self.state.residuals):  # the same buckets on every rank
+            gathered[f"residual.{index}"] = trainer.strategy.all_gather(self.state.residuals[index]).cpu()
+        for device, generator in self.state._generators.items():
+            gathered[f"generator.{device.type}"] = trainer.strategy.all_gather(generator.get_state().to(device)).cpu()
+        checkpoint.setdefault("callbacks", {}).setdefault(self.state_key, {}).update(gathered)
+
+    def _restore_terngrad(self, trainer: pl.Trainer, device: torch.device) -> None:
+        saved, self._restored = self._restored, None
+        if saved.get("world_size", trainer.world_size) != trainer.world_size:
+            rank_zero_warn(
+                f"GradientCompression: the checkpoint has TernGrad residuals of {saved['world_size']} ranks, this run has "
+                f"{trainer.world_size}; they restart at zero."
+            )
+            return
+        rank = trainer.global_rank
+        for key, value in saved.items():
+            if key.startswith("residual."):
+                self.state.residuals[int(key.removeprefix("residual."))] = value[rank].to(device, copy=True)
+            elif key == f"generator.{device.type}":
+                self.state.generator(device).set_state(value[rank].clone())  # own storage: set_state ignores view offsets
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         sent = self.state.bytes_sent - self._last_bytes

@@ -73,3 +73,24 @@ def test_bounding_clips_each_piece_at_its_own_spread():
     assert bounded([a], None)[0] is a
     with pytest.raises(ValueError, match=r"`clip_sigma` must be > 0 or None \(no bounding\), got 0"):
         GradientCompression(clip_sigma=0)
+
+
+@pytest.mark.slow
+def test_resume_gives_each_rank_back_its_own_residuals_and_random_stream(tmp_path):
+    script = SCRIPT.parent / "ddp_terngrad_resume.py"
+    for phase in ("save", "resume"):
+        result = subprocess.run([sys.executable, str(script), phase, str(tmp_path)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, phase + result.stderr[-3000:]
+    saved = [torch.load(tmp_path / f"saved_rank{r}.pt") for r in (0, 1)]
+    restored = [torch.load(tmp_path / f"restored_rank{r}.pt") for r in (0, 1)]
+    assert any(k.startswith("residual.") for k in saved[0]) and "generator.cpu" in saved[0]
+    assert not torch.equal(saved[0]["residual.0"], saved[1]["residual.0"])  # the ranks' memories differ
+    for rank in (0, 1):  # oracle: what each rank held when the checkpoint was written
+        assert restored[rank].keys() == saved[rank].keys()
+        for key, value in saved[rank].items():
+            torch.testing.assert_close(restored[rank][key], value, rtol=0, atol=0, msg=f"rank {rank} {key}")
+
+
+def test_resuming_with_another_method_is_an_error():
+    with pytest.raises(ValueError, match="trained with GradientCompression\\(method='fp16'\\)"):
+        GradientCompression("terngrad").load_state_dict({"method": "fp16"})
