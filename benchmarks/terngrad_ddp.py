@@ -4,7 +4,8 @@
 
 Each run is the main job on 2 CPU processes (gloo), nanoGPT's CPU configuration with batch 6 a process
 (12 in all, as the single-process run), ternary weights, --steps steps, with compression=fp32 (DDP's
-all-reduce, counted), fp16 (torch's fp16_compress_hook) and terngrad. Writes results/terngrad/ddp.csv
+all-reduce, counted), fp16 (torch's fp16_compress_hook), terngrad (int8 all-reduce of the codes) and
+terngrad 2-bit (codes packed four a byte, all-gathered). Writes results/terngrad/ddp.csv
 (final val loss, bytes a step per rank) and ddp.md, and val_curves.png.
 """
 
@@ -19,17 +20,22 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-METHODS = ("fp32", "fp16", "terngrad")
+METHODS = {  # name: the main job's overrides
+    "fp32": ["compression=fp32"],
+    "fp16": ["compression=fp16"],
+    "terngrad": ["compression=terngrad"],  # codes summed in an int8 all-reduce
+    "terngrad 2-bit": ["compression=terngrad", "compression.wire=2bit"],  # codes packed four a byte, all-gathered
+}
 
 
 def run(method: str, args) -> Path:
-    run_dir = (args.work / method).resolve()
+    run_dir = (args.work / method.replace(" ", "_")).resolve()
     if not (run_dir / "summary.json").is_file():
         cmd = [sys.executable, "-m", "lightning_hybrid.train", "experiment=nanogpt_cpu", f"data.path={args.data}",
                "trainer=ddp", "trainer.devices=2", "data.batch_size=6", f"trainer.max_steps={args.steps}",
-               f"compression={method}", f"hydra.run.dir={run_dir}"]  # fmt: skip
+               *METHODS[method], f"hydra.run.dir={run_dir}"]  # fmt: skip
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(run_dir.parent / f"{method}.log", "w") as log:
+        with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return run_dir
 
@@ -65,7 +71,7 @@ def write(rows: list[dict], curves: dict, args) -> None:
     fp32 = rows[0]["bytes_per_step"]
     lines = [f"2 CPU processes (gloo), tinyshakespeare, nanoGPT CPU configuration, ternary weights, {args.steps} steps", ""]
     lines += [
-        "| gradient all-reduce | final val loss | bytes sent a step, per rank | fp32's bytes / these |",
+        "| gradient exchange | final val loss | bytes sent a step, per rank | fp32's bytes / these |",
         "|---|---|---|---|",
     ]
     lines += [

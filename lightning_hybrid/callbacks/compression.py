@@ -32,18 +32,27 @@ class GradientCompression(pl.Callback):
     """Registers a gradient communication hook on the DDP model (Lightning's own `ddp_comm_hook` setting
     registers only on CUDA; this works on CPU processes with gloo too) and logs the bytes it sends.
 
-    method: "terngrad" (ternary codes summed as int8 with per-parameter shared scales, gradients
-    clipped to clip_sigma standard deviations, error feedback; lightning_hybrid/distributed/terngrad.py), "fp16" (torch's fp16_compress_hook) or "none" (torch's
-    fp32 all-reduce, DDP's default, counted). Logs `grad_comm/bytes_per_step`, this rank's bytes.
+    method: "terngrad" (ternary codes with per-parameter shared scales, gradients clipped to clip_sigma
+    standard deviations, error feedback; lightning_hybrid/distributed/terngrad.py), "fp16" (torch's
+    fp16_compress_hook) or "none" (torch's fp32 all-reduce, DDP's default, counted).
+    wire (terngrad): "int8" sums the codes in an int8 all-reduce; "2bit" all-gathers them packed four to
+    a byte, fewer bytes on few ranks (see terngrad.py). Logs `grad_comm/bytes_per_step`, the bytes this
+    rank puts into collectives.
     """
 
     def __init__(
-        self, method: str = "terngrad", seed: int = 0, error_feedback: bool = True, clip_sigma: float | None = 2.5
+        self,
+        method: str = "terngrad",
+        seed: int = 0,
+        error_feedback: bool = True,
+        clip_sigma: float | None = 2.5,
+        wire: str = "int8",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
         self.method, self.seed, self.error_feedback, self.clip_sigma = method, seed, error_feedback, clip_sigma
-        TernGradState(seed, error_feedback, clip_sigma)  # checks the settings now, not at fit start
+        self.wire = wire
+        TernGradState(seed, error_feedback, clip_sigma, wire=wire)  # checks the settings now, not at fit start
         self.state = None
         self._last_bytes = self._steps = 0
         self._restored: dict | None = None
@@ -59,7 +68,7 @@ class GradientCompression(pl.Callback):
         if not isinstance(model, DistributedDataParallel):
             raise RuntimeError(f"GradientCompression found no DistributedDataParallel model, got {type(model).__name__}.")
         if self.method == "terngrad":
-            self.state, hook = TernGradState(self.seed, self.error_feedback, self.clip_sigma), terngrad_hook
+            self.state, hook = TernGradState(self.seed, self.error_feedback, self.clip_sigma, wire=self.wire), terngrad_hook
         else:
             base = default_hooks.fp16_compress_hook if self.method == "fp16" else default_hooks.allreduce_hook
             self.state, hook = _Counted(base, 2 if self.method == "fp16" else 4), _counted_hook

@@ -9,6 +9,7 @@ import torch
 
 from lightning_hybrid import GradientCompression
 from lightning_hybrid.distributed import TernGradState, ternarize
+from lightning_hybrid.distributed.terngrad import pack_codes, unpack_codes
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ddp_compression.py"
 
@@ -94,3 +95,28 @@ def test_resume_gives_each_rank_back_its_own_residuals_and_random_stream(tmp_pat
 def test_resuming_with_another_method_is_an_error():
     with pytest.raises(ValueError, match="trained with GradientCompression\\(method='fp16'\\)"):
         GradientCompression("terngrad").load_state_dict({"method": "fp16"})
+
+
+def test_packed_codes_round_trip_four_a_byte():
+    codes = torch.tensor([-1, 0, 1, 1, -1, 0, 0], dtype=torch.int8)
+    packed = pack_codes(codes)
+    # oracle: code + 1 in two bits, first code lowest: (0, 1, 2, 2) -> 0 + 4 + 32 + 128; (0, 1, 1, pad 0) -> 0 + 4 + 16
+    assert packed.tolist() == [164, 20] and packed.dtype == torch.uint8
+    torch.testing.assert_close(unpack_codes(packed, codes.numel()), codes, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_two_bit_wire_sends_a_quarter_and_gives_the_int8_wire_result_exactly(tmp_path):
+    int8, packed = _ddp_run("terngrad", tmp_path / "int8")[0], _ddp_run("terngrad:2bit", tmp_path / "2bit")
+    for key in (k for k in int8 if not k.startswith("_")):
+        # oracle: the int8 all-reduce; both sum the same integer codes exactly, so the weights are identical
+        torch.testing.assert_close(packed[0][key], int8[key], rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(packed[1][key], int8[key], rtol=0, atol=0, msg=key)
+    numel, steps = float(int8["_grad_numel"]), float(int8["_steps"])
+    per_step = float(packed[0]["_bytes"]) / steps
+    assert numel / 4 <= per_step < numel / 4 + 0.01 * numel  # a quarter byte an element, plus padding and scales
+
+
+def test_unknown_wire_is_named():
+    with pytest.raises(ValueError, match=r"`wire` must be one of \('int8', '2bit'\), got 'int4'"):
+        GradientCompression(wire="int4")
