@@ -63,28 +63,26 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     teacher, tokenizer = load_encoder(cfg.teacher)
     c = cfg.corpus
-    sentences = corpus_sentences(c.path, c.max_sentences, c.min_words, c.max_words)
-    splits = split_corpus(sentences, c.held_out, c.retrieval, seed=c.split_seed)
-    data = SentenceDataModule(splits.train, tokenizer, c.batch_size, c.max_length)
+    splits = split_corpus(
+        corpus_sentences(c.path, c.max_sentences, c.min_words, c.max_words), c.held_out, c.retrieval, c.split_seed
+    )
     student = instantiate(cfg.model, encoder=teacher)
     settings = OmegaConf.to_container(cfg.distill, resolve=True)
     fitted = Distillation(student, teacher, task_weight=0.0, kl_weight=0.0, **settings)
     callbacks = build_callbacks(cfg)
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
-    trainer.fit(fitted, data)
-    summary: dict[str, Any] = {
-        "steps": trainer.global_step,
-        "sentences": {"train": len(splits.train), "held_out": len(splits.held_out), "retrieval": len(splits.retrieval)},
-    }
+    trainer.fit(fitted, SentenceDataModule(splits.train, tokenizer, c.batch_size, c.max_length))
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
     if qat:  # measured as exported: fully quantized, even when training stopped inside the lambda warm-up
         set_quant_lambda(bit_linears(student), 1.0)
-    summary.update(agreement(teacher, student, tokenizer, splits, cfg))
-    summary["bits"] = str(qat.bits) if qat else "32 (fp32)"
-    summary["teacher_fp32_bytes"] = fp32_bytes(teacher)
-    for callback in callbacks:
-        if callable(getattr(callback, "summary", None)):
-            summary[type(callback).__name__] = callback.summary()
+    summary: dict[str, Any] = {
+        "steps": trainer.global_step,
+        "sentences": {"train": len(splits.train), "held_out": len(splits.held_out), "retrieval": len(splits.retrieval)},
+        **agreement(teacher, student, tokenizer, splits, cfg),
+        "bits": str(qat.bits) if qat else "32 (fp32)",
+        "teacher_fp32_bytes": fp32_bytes(teacher),
+    }
+    summary.update({type(cb).__name__: cb.summary() for cb in callbacks if callable(getattr(cb, "summary", None))})
     if trainer.is_global_zero:
         if qat:
             path = output_dir / "student.packed.safetensors"

@@ -100,7 +100,7 @@ def _compose(*overrides):
 
 def test_job_config_keeps_its_own_quant_and_trainer_settings_and_optimizer_choice():
     cfg = _compose()
-    assert (cfg.quant.warmup_steps, cfg.trainer.max_steps, cfg.model.decay_steps, cfg.model.lr) == (100, 400, 400, 5e-4)
+    assert (cfg.quant.warmup_steps, cfg.trainer.max_steps, cfg.model.decay_steps, cfg.model.lr) == (100, 300, 300, 5e-4)
     assert _compose("optimizer=prodigy").model.lr == 1.0  # the optimizer group's own LR wins
 
 
