@@ -3,7 +3,8 @@
     python benchmarks/distill_minilm.py            # about 40 min on 2 cores (needs the teacher extra)
 
 Every run is `python -m lightning_hybrid.distill_minilm` in its own directory under --work:
-  * ternary copy, no training: trainer.max_steps=0 (post-training quantization of the teacher)
+  * ternary copy, no training: trainer.max_steps=0 (post-training quantization of the teacher), and the
+    same with the non-quantized tensors (the embedding table) stored in bf16: export_float_dtype=bf16
   * ternary copy + distillation: --steps steps of 1 - cosine to the teacher's embeddings, AdamW + cosine
   * ternary copy + distillation + hybrid: the same with callbacks=hybrid (AuxLRController, TrustRegion)
 The held-out (mean cosine) and retrieval (top-1 agreement) sentences are the same for every run
@@ -25,10 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = {
-    "ternary copy, no training": ["trainer.max_steps=0"],
-    "ternary copy + distillation": [],
-    "ternary copy + distillation + hybrid": ["callbacks=hybrid"],
+VARIANTS = {  # name: (work directory, overrides, trained: one run a seed)
+    "ternary copy, no training": ("no_training", ["trainer.max_steps=0"], False),
+    "the same, non-quantized tensors stored in bf16": (
+        "no_training_bf16",
+        ["trainer.max_steps=0", "export_float_dtype=bf16"],
+        False,
+    ),
+    "ternary copy + distillation": ("ternary_copy_distillation", [], True),
+    "ternary copy + distillation + hybrid": ("ternary_copy_distillation_hybrid", ["callbacks=hybrid"], True),
 }
 
 
@@ -56,14 +62,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "results/distill/work/minilm")
     parser.add_argument("--out", type=Path, default=HERE / "results/distill")
     args = parser.parse_args()
-    jobs = [(name, seed) for name in VARIANTS for seed in (args.seeds[:1] if "no training" in name else args.seeds)]
+    jobs = [(name, seed) for name, (_, _, trained) in VARIANTS.items() for seed in (args.seeds if trained else args.seeds[:1])]
 
     def one(job):
         name, seed = job
-        directory = args.work / name.split(", ")[0].replace(" + ", "_").replace(" ", "_") / f"seed{seed}"
-        if "no training" in name:
-            directory = args.work / "no_training"
-        return name, seed, run(directory, [*VARIANTS[name], f"seed={seed}"], args)
+        folder, overrides, trained = VARIANTS[name]
+        directory = args.work / folder / f"seed{seed}" if trained else args.work / folder
+        return name, seed, run(directory, [*overrides, f"seed={seed}"], args)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, jobs))
@@ -81,17 +86,21 @@ def write(results: list, args) -> None:
     n = first["sentences"]
     lines = [
         f"all-MiniLM-L6-v2 -> ternary copy; stdlib docstring sentences ({n['train']} training, {n['held_out']} held-out, "
-        f"{n['retrieval']} retrieval); {args.steps} steps of batch 32, LR {args.lr}; seeds {args.seeds}",
+        f"{n['retrieval']} retrieval); {args.steps} steps of batch 32, LR {args.lr}; seeds {args.seeds}; "
+        f"{args.jobs} runs at a time, one thread each",
         "",
-        "| model | mean cosine to teacher (held-out) | top-1 retrieval agreement | per seed (cosine / agreement) | on disk |",
-        "|---|---|---|---|---|",
-        f"| teacher (fp32) | 1 | 1 | | {first['teacher_fp32_bytes']:,} B (fp32 tensors) |",
+        "| model | mean cosine to teacher (held-out) | top-1 retrieval agreement | per seed (cosine / agreement) | on disk | wall time a run |",
+        "|---|---|---|---|---|---|",
+        f"| teacher (fp32) | 1 | 1 | | {first['teacher_fp32_bytes']:,} B (fp32 tensors) | |",
     ]
     for name in VARIANTS:
         runs = [r for v, _, r in results if v == name]
         cos, agree = [r["mean_cosine"] for r in runs], [r["top1_agreement"] for r in runs]
         per_seed = ", ".join(f"{c:.4f} / {a:.3f}" for c, a in zip(cos, agree))
-        lines.append(f"| {name} | {_mean(cos, 4)} | {_mean(agree, 3)} | {per_seed} | {runs[0]['file_bytes']:,} B (packed) |")
+        wall = statistics.mean(r["wall_s"] for r in runs)
+        lines.append(
+            f"| {name} | {_mean(cos, 4)} | {_mean(agree, 3)} | {per_seed} | {runs[0]['file_bytes']:,} B (packed) | {wall:.0f} s |"
+        )
     (args.out / "minilm.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
