@@ -28,7 +28,7 @@ from lightning_hybrid.data.sentences import corpus_sentences, split_corpus
 from lightning_hybrid.distill import Distillation
 from lightning_hybrid.distill.agreement import embed, mean_cosine, top1_agreement
 from lightning_hybrid.distill.minilm import load_encoder
-from lightning_hybrid.export import save_packed
+from lightning_hybrid.export import round_like_export, save_packed
 from lightning_hybrid.quant.convert import bit_linears, set_quant_lambda
 from lightning_hybrid.train import build_callbacks, config_dir
 
@@ -58,7 +58,8 @@ def agreement(teacher, student, tokenizer, splits, cfg) -> dict[str, float]:
 def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     """Fit (trainer.max_steps=0 only converts: post-training quantization), evaluate, export.
 
-    The student is evaluated as it is exported: with TernaryQAT, fully quantized (lambda = 1)."""
+    The student is evaluated as it is exported: with TernaryQAT, fully quantized (lambda = 1), its other
+    floating tensors rounded to `export_float_dtype` when one is set."""
     output_dir = Path(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     teacher, tokenizer = load_encoder(cfg.teacher)
@@ -73,8 +74,9 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
     trainer.fit(fitted, SentenceDataModule(splits.train, tokenizer, c.batch_size, c.max_length))
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
-    if qat:  # measured as exported: fully quantized, even when training stopped inside the lambda warm-up
-        set_quant_lambda(bit_linears(student), 1.0)
+    if qat:  # measured as exported: fully quantized, even when training stopped inside the lambda warm-up,
+        set_quant_lambda(bit_linears(student), 1.0)  # and with the other tensors at the export's float dtype
+        round_like_export(student, cfg.get("export_float_dtype"))
     summary: dict[str, Any] = {
         "steps": trainer.global_step,
         "sentences": {"train": len(splits.train), "held_out": len(splits.held_out), "retrieval": len(splits.retrieval)},

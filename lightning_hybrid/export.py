@@ -182,6 +182,22 @@ def _unquantized_tensors(state: dict[str, torch.Tensor], quantized: set[str], dt
     return tensors, aliases
 
 
+def round_like_export(model: nn.Module, float_dtype: torch.dtype | str | None) -> None:
+    """Round, in place, the floating tensors that `save_packed(model, ..., float_dtype=...)` stores at
+    `float_dtype` through that dtype, so that the model computes what `load_packed` gives back.
+
+    Quantized (BitLinear) weights are left alone: the export stores their codes and scales, computed
+    from the full-precision values. None leaves the model as it is."""
+    dtype = _float_dtype(float_dtype)
+    if dtype is None:
+        return
+    quantized = {f"{name}.weight" for name in bit_linears(model)}
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if key not in quantized and t.is_floating_point():
+                t.copy_(t.to(dtype))
+
+
 def save_packed(
     model: nn.Module, path: str | os.PathLike, layout: str = "2bit", float_dtype: torch.dtype | str | None = None
 ) -> PackReport:

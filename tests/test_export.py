@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from helpers.models import NestedClassifier
-from lightning_hybrid.export import PackedFileError, load_packed, save_packed
+from lightning_hybrid.export import PackedFileError, load_packed, round_like_export, save_packed
 from lightning_hybrid.models import GPT, GPTConfig
 from lightning_hybrid.quant import PackedBitLinear, bit_linears, convert
 from lightning_hybrid.quant import reference as ref
@@ -94,6 +94,23 @@ def test_bf16_float_dtype_halves_the_unquantized_tensors_and_loads_back_rounded(
     assert fresh.tok_emb.weight.dtype == torch.float32
     # oracle: the fp32 embedding rounded to bf16 and back
     assert torch.equal(fresh.tok_emb.weight, qat.tok_emb.weight.detach().to(torch.bfloat16).float())
+
+
+def test_round_like_export_makes_the_model_compute_what_the_bf16_file_loads_as(tmp_path):
+    qat = _qat_gpt()
+    latent = {name: layer.weight.detach().clone() for name, layer in bit_linears(qat).items()}
+    save_packed(qat, tmp_path / "h.safetensors", float_dtype="bf16")
+    idx = torch.randint(0, 37, (3, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        unrounded = qat(idx)
+        round_like_export(qat, "bf16")
+        rounded = qat(idx)
+        loaded = load_packed(_gpt(seed=3).eval(), tmp_path / "h.safetensors")(idx)
+    # oracle: the model loaded from the bf16 file, exact on a CPU (as the fp32 round trip above)
+    torch.testing.assert_close(rounded, loaded, rtol=0, atol=0)
+    assert not torch.equal(rounded, unrounded)  # the rounding is not a no-op on this model
+    for name, layer in bit_linears(qat).items():  # quantized weights keep their full-precision values
+        assert torch.equal(layer.weight, latent[name]), name
 
 
 def test_unknown_float_dtype_is_named(tmp_path):

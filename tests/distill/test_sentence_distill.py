@@ -104,25 +104,27 @@ def test_job_config_keeps_its_own_quant_and_trainer_settings_and_optimizer_choic
     assert _compose("optimizer=prodigy").model.lr == 1.0  # the optimizer group's own LR wins
 
 
-def test_job_trains_evaluates_and_writes_a_packed_student_that_loads(bert_dir, tmp_path):
+@pytest.mark.parametrize("float_dtype", ["null", "bf16"])
+def test_job_trains_evaluates_and_writes_a_packed_student_that_loads(bert_dir, tmp_path, float_dtype):
     from lightning_hybrid.distill_minilm import run
 
     text = tmp_path / "corpus.txt"
     text.write_text(sentences_text())
     cfg = _compose(
         f"teacher={bert_dir}", f"corpus.path={text}", "corpus.held_out=3", "corpus.retrieval=3", "corpus.batch_size=2",
-        "trainer.max_steps=3", "quant.warmup_steps=1", "callbacks.checkpoint=null",
+        "trainer.max_steps=3", "quant.warmup_steps=1", "callbacks.checkpoint=null", f"export_float_dtype={float_dtype}",
     )  # fmt: skip
     summary = run(cfg, tmp_path / "run")
     assert summary["steps"] == 3 and summary["sentences"] == {"train": 6, "held_out": 3, "retrieval": 3}
     assert -1 <= summary["mean_cosine"] <= 1 and 0 <= summary["top1_agreement"] <= 1
     assert summary["file_bytes"] == (tmp_path / "run" / "student.packed.safetensors").stat().st_size
     # oracle: the metric the job reported for the trained student, recomputed from the packed file alone
+    # (the summary rounds it to 4 decimals; other batching moves it by ~1e-7)
     teacher, tokenizer = load_encoder(bert_dir)
     packed = load_packed(SentenceStudent(teacher), summary["packed_file"])
     held_out = split_corpus(corpus_sentences(text), 3, 3, seed=cfg.corpus.split_seed).held_out
     batches = _batches(tokenizer, held_out)
-    assert mean_cosine(embed(teacher, batches), embed(packed, batches)) == pytest.approx(summary["mean_cosine"], abs=2e-4)
+    assert mean_cosine(embed(teacher, batches), embed(packed, batches)) == pytest.approx(summary["mean_cosine"], abs=6e-5)
 
 
 @pytest.mark.slow
