@@ -1,12 +1,14 @@
 """all-MiniLM-L6-v2 distilled into its ternary copy on the standard library's docstring sentences.
 
-    python benchmarks/distill_minilm.py            # about 40 min on 2 cores (needs the teacher extra)
+    python benchmarks/distill_minilm.py            # about 55 min on 2 cores (needs the teacher extra)
 
 Every run is `python -m lightning_hybrid.distill_minilm` in its own directory under --work:
   * ternary copy, no training: trainer.max_steps=0 (post-training quantization of the teacher), and the
     same with the non-quantized tensors (the embedding table) stored in bf16: export_float_dtype=bf16
   * ternary copy + distillation: --steps steps of 1 - cosine to the teacher's embeddings, AdamW + cosine
   * ternary copy + distillation + hybrid: the same with callbacks=hybrid (AuxLRController, TrustRegion)
+  * ternary copy + distillation, bf16 export: the distilled student measured and written with its
+    non-quantized tensors in bf16
 The held-out (mean cosine) and retrieval (top-1 agreement) sentences are the same for every run
 (corpus.split_seed); trained variants run --seeds seeds each, --jobs at a time, one thread each.
 Finished runs are reused. Writes results/distill/minilm.csv and minilm.md.
@@ -35,6 +37,7 @@ VARIANTS = {  # name: (work directory, overrides, trained: one run a seed)
     ),
     "ternary copy + distillation": ("ternary_copy_distillation", [], True),
     "ternary copy + distillation + hybrid": ("ternary_copy_distillation_hybrid", ["callbacks=hybrid"], True),
+    "ternary copy + distillation, bf16 export": ("ternary_copy_distillation_bf16", ["export_float_dtype=bf16"], True),
 }
 
 
