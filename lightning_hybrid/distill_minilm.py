@@ -15,7 +15,6 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
@@ -28,15 +27,9 @@ from lightning_hybrid.data.sentences import corpus_sentences, split_corpus
 from lightning_hybrid.distill import Distillation
 from lightning_hybrid.distill.agreement import embed, mean_cosine, top1_agreement
 from lightning_hybrid.distill.minilm import load_encoder
-from lightning_hybrid.export import round_like_export, save_packed
+from lightning_hybrid.export import round_like_export, save_packed, state_sizes
 from lightning_hybrid.quant.convert import bit_linears, set_quant_lambda
 from lightning_hybrid.train import build_callbacks, config_dir
-
-
-def fp32_bytes(module: torch.nn.Module) -> int:
-    """Bytes of the module's state_dict tensors at 4 bytes a value (shared storage counted once)."""
-    seen = {t.untyped_storage().data_ptr(): t.numel() for t in module.state_dict().values()}
-    return 4 * sum(seen.values())
 
 
 def agreement(teacher, student, tokenizer, splits, cfg) -> dict[str, float]:
@@ -82,7 +75,7 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
         "sentences": {"train": len(splits.train), "held_out": len(splits.held_out), "retrieval": len(splits.retrieval)},
         **agreement(teacher, student, tokenizer, splits, cfg),
         "bits": str(qat.bits) if qat else "32 (fp32)",
-        "teacher_fp32_bytes": fp32_bytes(teacher),
+        "teacher_fp32_bytes": state_sizes(teacher.state_dict())[0],
     }
     summary.update({type(cb).__name__: cb.summary() for cb in callbacks if callable(getattr(cb, "summary", None))})
     if trainer.is_global_zero:

@@ -121,7 +121,8 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _state_sizes(state: dict[str, torch.Tensor]) -> tuple[int, int]:
+def state_sizes(state: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """Bytes of a state dict with its floating tensors at fp32 and at bf16 (shared storage counted once)."""
     seen, fp32, bf16 = set(), 0, 0
     for t in state.values():
         if t.untyped_storage().data_ptr() in seen:
@@ -228,7 +229,7 @@ def save_packed(
         "sha256": _digest(tensors),
     }
     save_file(tensors, os.fspath(path), metadata=metadata)
-    fp32, bf16 = _state_sizes(state)
+    fp32, bf16 = state_sizes(state)
     return PackReport(os.fspath(path), os.path.getsize(path), fp32, bf16, sizes)
 
 
