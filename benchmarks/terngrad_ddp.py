@@ -1,11 +1,12 @@
 """Ternary gradients in 2-process CPU DDP on tinyshakespeare: bytes sent and val loss against fp32 and fp16.
 
-    python benchmarks/terngrad_ddp.py --data ../shared/data/tinyshakespeare.txt     # about 15 min, 2 cores
+    python benchmarks/terngrad_ddp.py --data ../shared/data/tinyshakespeare.txt     # about 20 min, 2 cores
 
 Each run is the main job on 2 CPU processes (gloo), nanoGPT's CPU configuration with batch 6 a process
 (12 in all, as the single-process run), ternary weights, --steps steps, with compression=fp32 (DDP's
-all-reduce, counted), fp16 (torch's fp16_compress_hook), terngrad (int8 all-reduce of the codes) and
-terngrad 2-bit (codes packed four a byte, all-gathered). Writes results/terngrad/ddp.csv
+all-reduce, counted), fp16 (torch's fp16_compress_hook), terngrad (int8 all-reduce of the codes),
+terngrad 2-bit (codes packed four a byte, all-gathered) and terngrad with one scale a DDP bucket instead
+of one a parameter. Finished runs are reused. Writes results/terngrad/ddp.csv
 (final val loss, bytes a step per rank) and ddp.md, and val_curves.png.
 """
 
@@ -25,6 +26,7 @@ METHODS = {  # name: the main job's overrides
     "fp16": ["compression=fp16"],
     "terngrad": ["compression=terngrad"],  # codes summed in an int8 all-reduce
     "terngrad 2-bit": ["compression=terngrad", "compression.wire=2bit"],  # codes packed four a byte, all-gathered
+    "terngrad, a scale a bucket": ["compression=terngrad", "compression.scale_per=bucket"],  # one shared scale a DDP bucket
 }
 
 

@@ -36,7 +36,8 @@ class GradientCompression(pl.Callback):
     standard deviations, error feedback; lightning_hybrid/distributed/terngrad.py), "fp16" (torch's
     fp16_compress_hook) or "none" (torch's fp32 all-reduce, DDP's default, counted).
     wire (terngrad): "int8" sums the codes in an int8 all-reduce; "2bit" all-gathers them packed four to
-    a byte, fewer bytes on few ranks (see terngrad.py). Logs `grad_comm/bytes_per_step`, the bytes this
+    a byte, fewer bytes on few ranks (see terngrad.py). scale_per (terngrad): "parameter" (the paper's
+    layer-wise scales) or "bucket" (one scale for each DDP bucket: fewer scales, larger code variance). Logs `grad_comm/bytes_per_step`, the bytes this
     rank puts into collectives.
     """
 
@@ -47,12 +48,13 @@ class GradientCompression(pl.Callback):
         error_feedback: bool = True,
         clip_sigma: float | None = 2.5,
         wire: str = "int8",
+        scale_per: str = "parameter",
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
         self.method, self.seed, self.error_feedback, self.clip_sigma = method, seed, error_feedback, clip_sigma
-        self.wire = wire
-        TernGradState(seed, error_feedback, clip_sigma, wire=wire)  # checks the settings now, not at fit start
+        self.wire, self.scale_per = wire, scale_per
+        self._new_state()  # checks the settings now, not at fit start
         self.state = None
         self._last_bytes = self._steps = 0
         self._restored: dict | None = None
@@ -68,13 +70,16 @@ class GradientCompression(pl.Callback):
         if not isinstance(model, DistributedDataParallel):
             raise RuntimeError(f"GradientCompression found no DistributedDataParallel model, got {type(model).__name__}.")
         if self.method == "terngrad":
-            self.state, hook = TernGradState(self.seed, self.error_feedback, self.clip_sigma, wire=self.wire), terngrad_hook
+            self.state, hook = self._new_state(), terngrad_hook
         else:
             base = default_hooks.fp16_compress_hook if self.method == "fp16" else default_hooks.allreduce_hook
             self.state, hook = _Counted(base, 2 if self.method == "fp16" else 4), _counted_hook
         model.register_comm_hook(self.state, hook)
         if self._restored is not None and isinstance(self.state, TernGradState):
             self._restore_terngrad(trainer, pl_module.device)
+
+    def _new_state(self) -> TernGradState:
+        return TernGradState(self.seed, self.error_feedback, self.clip_sigma, wire=self.wire, scale_per=self.scale_per)
 
     # TernGrad's memory is per rank: each rank's error-feedback residuals and random stream. A checkpoint
     # holds every rank's (gathered when it is written, on every rank at once), and each rank takes its own

@@ -8,7 +8,8 @@ Per gradient bucket, on every rank:
      deviations of its own values (2.5 in the paper), which shrinks the scale and so the variance;
   3. scale sharing (TernGrad sec. 3.2), per parameter (the paper's layer-wise scaling): s = the
      maximum |g| of that parameter over all ranks (one all-reduce of a float a parameter), so every
-     rank's codes mean the same magnitudes and can be summed as integers;
+     rank's codes mean the same magnitudes and can be summed as integers; scale_per="bucket" shares
+     one scale (and one bounding) across the whole bucket instead;
   4. stochastic ternarization (TernGrad eq. 2): code = sign(g) * Bernoulli(|g| / s), so E[s * code] = g;
   5. wire="int8": the codes are summed across ranks by an all-reduce in int8 (int16 beyond 127 ranks):
      one byte an element instead of four, plus the scales. wire="2bit": each rank packs its codes four
@@ -26,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 WIRES = ("int8", "2bit")
+SCALES = ("parameter", "bucket")
 _SHIFTS = (0, 2, 4, 6)
 
 
@@ -53,13 +55,21 @@ class TernGradState:
     """What the hook keeps between steps: residuals per bucket, the random stream, bytes sent."""
 
     def __init__(
-        self, seed: int = 0, error_feedback: bool = True, clip_sigma: float | None = 2.5, process_group=None, wire: str = "int8"
+        self,
+        seed: int = 0,
+        error_feedback: bool = True,
+        clip_sigma: float | None = 2.5,
+        process_group=None,
+        wire: str = "int8",
+        scale_per: str = "parameter",
     ) -> None:
         if clip_sigma is not None and not clip_sigma > 0:
             raise ValueError(f"`clip_sigma` must be > 0 or None (no bounding), got {clip_sigma!r}.")
         if wire not in WIRES:
             raise ValueError(f"`wire` must be one of {WIRES}, got {wire!r}.")
-        self.wire = wire
+        if scale_per not in SCALES:
+            raise ValueError(f"`scale_per` must be one of {SCALES}, got {scale_per!r}.")
+        self.wire, self.scale_per = wire, scale_per
         self.seed, self.error_feedback, self.process_group = seed, error_feedback, process_group
         self.clip_sigma = clip_sigma
         self.residuals: dict[int, torch.Tensor] = {}
@@ -86,14 +96,22 @@ def bounded(pieces: list[torch.Tensor], clip_sigma: float | None) -> list[torch.
     return [p.clamp(-clip_sigma * float(p.std(correction=0)), clip_sigma * float(p.std(correction=0))) for p in pieces]
 
 
+def _scale_pieces(bucket: dist.GradBucket, numel: int, scale_per: str) -> list[int]:
+    """Lengths of the stretches of the flat bucket that share a scale (and a bounding)."""
+    if scale_per == "bucket":
+        return [numel]
+    sizes = [g.numel() for g in bucket.gradients()]
+    if numel > sum(sizes):  # any tail of the flat buffer that no parameter owns
+        sizes.append(numel - sum(sizes))
+    return sizes
+
+
 def terngrad_hook(state: TernGradState, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
     """DDP communication hook: register with `ddp_model.register_comm_hook(TernGradState(), terngrad_hook)`."""
     group = state.process_group
     world = dist.get_world_size(group)
     grad = bucket.buffer()
-    sizes = [g.numel() for g in bucket.gradients()]
-    if grad.numel() > sum(sizes):  # any tail of the flat buffer that no parameter owns
-        sizes.append(grad.numel() - sum(sizes))
+    sizes = _scale_pieces(bucket, grad.numel(), state.scale_per)
     compensated = state.compensate(bucket.index(), grad)
     pieces = bounded(list(compensated.split(sizes)), state.clip_sigma)
     scales = torch.stack([p.abs().max() for p in pieces]).float()

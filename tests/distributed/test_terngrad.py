@@ -120,3 +120,21 @@ def test_two_bit_wire_sends_a_quarter_and_gives_the_int8_wire_result_exactly(tmp
 def test_unknown_wire_is_named():
     with pytest.raises(ValueError, match=r"`wire` must be one of \('int8', '2bit'\), got 'int4'"):
         GradientCompression(wire="int4")
+
+
+@pytest.mark.slow
+def test_one_scale_a_bucket_sends_fewer_scales_and_ranks_still_agree(tmp_path):
+    per_parameter, (rank0, rank1) = _ddp_run("terngrad", tmp_path / "p")[0], _ddp_run("terngrad:int8:bucket", tmp_path / "b")
+    for key in (k for k in rank0 if not k.startswith("_")):  # the shared scale keeps the ranks' sums identical
+        torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
+    numel, steps = int(rank0["_grad_numel"]), int(rank0["_steps"])
+    scale_bytes = {name: int(run["_bytes"]) // steps - numel for name, run in (("parameter", per_parameter), ("bucket", rank0))}
+    # oracle: an fp32 scale per parameter tensor against one per DDP bucket (this small model fills one bucket)
+    n_tensors = int(per_parameter["_grad_tensors"])
+    assert scale_bytes == {"parameter": 4 * n_tensors, "bucket": 4}, scale_bytes
+    assert any(not torch.equal(rank0[k], per_parameter[k]) for k in rank0 if not k.startswith("_"))
+
+
+def test_unknown_scale_granularity_is_named():
+    with pytest.raises(ValueError, match=r"`scale_per` must be one of \('parameter', 'bucket'\), got 'layer'"):
+        GradientCompression(scale_per="layer")
