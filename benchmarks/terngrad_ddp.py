@@ -26,7 +26,7 @@ METHODS = {  # name: the main job's overrides
     "fp16": ["compression=fp16"],
     "terngrad": ["compression=terngrad"],  # codes summed in an int8 all-reduce
     "terngrad 2-bit": ["compression=terngrad", "compression.wire=2bit"],  # codes packed four a byte, all-gathered
-    "terngrad, a scale a bucket": ["compression=terngrad", "compression.scale_per=bucket"],  # one shared scale a DDP bucket
+    "terngrad per-bucket scale": ["compression=terngrad", "compression.scale_per=bucket"],  # one shared scale a DDP bucket
 }
 
 
