@@ -4,9 +4,9 @@
 
 Each run is the main job on 2 CPU processes (gloo), nanoGPT's CPU configuration with batch 6 a process
 (12 in all, as the single-process run), ternary weights, --steps steps, with compression=fp32 (DDP's
-all-reduce, counted), fp16 (torch's fp16_compress_hook), terngrad (int8 all-reduce of the codes),
-terngrad 2-bit (codes packed four a byte, all-gathered) and terngrad with one scale a DDP bucket instead
-of one a parameter. Finished runs are reused. Writes results/terngrad/ddp.csv
+all-reduce, counted), fp16 (torch's fp16_compress_hook), and terngrad with one shared scale a parameter
+(int8 all-reduce of the codes; and the same codes packed four a byte and all-gathered) or one a DDP
+bucket (the default). Finished runs are reused. Writes results/terngrad/ddp.csv
 (final val loss, bytes a step per rank) and ddp.md, and val_curves.png.
 """
 
@@ -24,14 +24,18 @@ HERE = Path(__file__).resolve().parent
 METHODS = {  # name: the main job's overrides
     "fp32": ["compression=fp32"],
     "fp16": ["compression=fp16"],
-    "terngrad": ["compression=terngrad"],  # codes summed in an int8 all-reduce
-    "terngrad 2-bit": ["compression=terngrad", "compression.wire=2bit"],  # codes packed four a byte, all-gathered
-    "terngrad per-bucket scale": ["compression=terngrad", "compression.scale_per=bucket"],  # one shared scale a DDP bucket
+    "terngrad per-parameter scale": ["compression=terngrad", "compression.scale_per=parameter"],  # int8 all-reduce
+    "terngrad per-parameter scale, 2-bit wire": [  # codes packed four a byte, all-gathered
+        "compression=terngrad",
+        "compression.scale_per=parameter",
+        "compression.wire=2bit",
+    ],  # fmt: skip
+    "terngrad per-bucket scale": ["compression=terngrad", "compression.scale_per=bucket"],  # the default
 }
 
 
 def run(method: str, args) -> Path:
-    run_dir = (args.work / method.replace(" ", "_")).resolve()
+    run_dir = (args.work / method.replace(", ", "_").replace(" ", "_")).resolve()
     if not (run_dir / "summary.json").is_file():
         cmd = [sys.executable, "-m", "lightning_hybrid.train", "experiment=nanogpt_cpu", f"data.path={args.data}",
                "trainer=ddp", "trainer.devices=2", "data.batch_size=6", f"trainer.max_steps={args.steps}",

@@ -1,7 +1,7 @@
 """2-process CPU DDP run with GradientCompression(METHOD); each rank saves its weights and counters.
 
 Run as a script: strategy="ddp" relaunches sys.argv in every process, which pytest cannot be.
-    python tests/scripts/ddp_compression.py METHOD[:WIRE[:SCALE_PER]] OUT_DIR   (terngrad:2bit, terngrad:int8:bucket)
+    python tests/scripts/ddp_compression.py METHOD[:WIRE[:SCALE_PER]] OUT_DIR   (terngrad:2bit, terngrad:int8:parameter)
 """
 
 import sys
@@ -21,7 +21,7 @@ def main(method: str, out: Path) -> None:
     pl.seed_everything(0)
     data = TextDataModule(max_bytes=100_000, block_size=16, batch_size=4)  # the stdlib source
     model = LanguageModel(vocab_size=data.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=32, warmup_steps=2)
-    method, wire, scale_per = (method.split(":") + ["int8", "parameter"][method.count(":") :])[:3]
+    method, wire, scale_per = (method.split(":") + ["int8", "bucket"][method.count(":") :])[:3]
     compression = GradientCompression(method, seed=0, wire=wire, scale_per=scale_per)
     trainer = two_process_trainer(
         max_steps=6,
