@@ -29,7 +29,7 @@ METHODS = {  # name: the main job's overrides
         "compression=terngrad",
         "compression.scale_per=parameter",
         "compression.wire=2bit",
-    ],  # fmt: skip
+    ],
     "terngrad per-bucket scale": ["compression=terngrad", "compression.scale_per=bucket"],  # the default
 }
 
