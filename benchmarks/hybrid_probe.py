@@ -17,7 +17,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from lightning_hybrid import AuxLRController, TrustRegion
-from lightning_hybrid.train import config_dir, train
+from lightning_hybrid.jobs.configs import config_dir
+from lightning_hybrid.jobs.train import train
 
 FIELDS = ["step", "train_loss", "lr", "multiplier", "hypergradient_ema", "radius", "window_ratio", "activation_rate"]
 

@@ -6,7 +6,7 @@ method's time is its own fit plus the labels of all n points (lightning_hybrid a
 them in the fit; faiss's index search is timed for it), with defaults otherwise: lightning_hybrid 100
 mini-batch updates of 4096, faiss 25 Lloyd iterations on a 256-points-a-centre subsample,
 scikit-learn batches of 4096 until its early stopping. The mean squared distance of every point to its nearest returned centre
-is then computed the same way for all (lightning_hybrid.data.kmeans.nearest), outside the timing.
+is then computed the same way for all (lightning_hybrid.utils.kmeans.nearest), outside the timing.
 
     python benchmarks/kmeans_speed.py --n 1000000 --d 384 --k 256 --threads 2 \\
         --out benchmarks/results/clusters/kmeans_speed.csv
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from lightning_hybrid.data.kmeans import kmeans, nearest
+from lightning_hybrid.utils.kmeans import kmeans, nearest
 
 
 def points(n: int, d: int, seed: int = 0) -> torch.Tensor:

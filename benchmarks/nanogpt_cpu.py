@@ -26,8 +26,8 @@ import torch
 from safetensors.torch import save_file
 
 from lightning_hybrid import TernaryQAT, save_packed
-from lightning_hybrid.benchmark.recorder import RunRecorder
 from lightning_hybrid.data import TextDataModule
+from lightning_hybrid.harness.recorder import RunRecorder
 from lightning_hybrid.models import LanguageModel
 
 BITS = {"fp32": None, "ternary": 1.58, "binary": 1}

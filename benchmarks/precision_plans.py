@@ -19,8 +19,8 @@ from hydra.utils import instantiate
 
 from lightning_hybrid import PrecisionAllocator
 from lightning_hybrid.callbacks._plan import step_loss
+from lightning_hybrid.jobs.configs import config_dir
 from lightning_hybrid.quant.convert import selected_linears
-from lightning_hybrid.train import config_dir
 
 
 def trained_fp32(data: str, steps: int, lr: float, seed: int) -> tuple[pl.LightningModule, list]:

@@ -26,15 +26,17 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from lightning_hybrid.quant import pack as packing
+from lightning_hybrid.quant import formats
 from lightning_hybrid.quant import reference as ref
-from lightning_hybrid.quant.convert import bit_linears, replace_submodule
+from lightning_hybrid.quant.convert import replace_submodule
 from lightning_hybrid.quant.inference import PackedBitLinear
+from lightning_hybrid.quant.linear import bit_linears
+from lightning_hybrid.quant.pack import CorruptPackError
+from lightning_hybrid.utils.checks import choice
 
 FORMAT = "lightning_hybrid.packed"
-FORMAT_VERSION = "2"  # the newest; files without 2/4/8-bit layers are still written as "1"
+FORMAT_VERSION = "2"  # the newest; a file is written at the oldest version that has all its widths
 READABLE_VERSIONS = ("1", FORMAT_VERSION)
-INTEGER_LAYOUT = {2: "2bit", 4: "4bit", 8: "int8"}
 
 
 class PackedFileError(ValueError):
@@ -142,8 +144,8 @@ def _pack_layers(model: nn.Module, layout: str) -> tuple[dict, dict, list[LayerB
                 "export holds fully quantized weights. Finish the warm-up (warmup_steps) before exporting."
             )
         codes, scale = ref.weight_codes(layer.weight, layer.bits)
-        lay = "1bit" if layer.bits == 1 else INTEGER_LAYOUT.get(layer.bits, layout)
-        packed = packing.pack(codes.cpu(), lay)
+        lay = formats.layout_for(layer.bits, layout)
+        packed = formats.pack(codes.cpu(), lay)
         tensors[f"{name}.weight_packed"] = packed
         tensors[f"{name}.weight_scale"] = scale.reshape(-1).cpu()
         layers[name] = {
@@ -163,9 +165,7 @@ FLOAT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.flo
 def _float_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
     if value is None or value in FLOAT_DTYPES.values():
         return value
-    if value not in FLOAT_DTYPES:
-        raise ValueError(f"`float_dtype` must be None, one of {tuple(FLOAT_DTYPES)} or the torch dtype, got {value!r}.")
-    return FLOAT_DTYPES[value]
+    return FLOAT_DTYPES[choice("float_dtype", value, (None, *FLOAT_DTYPES, *FLOAT_DTYPES.values()))]
 
 
 def _unquantized_tensors(state: dict[str, torch.Tensor], quantized: set[str], dtype: torch.dtype | None) -> tuple[dict, dict]:
@@ -210,8 +210,7 @@ def save_packed(
     heads): None keeps each tensor's own, "bf16" or "fp16" halves them (load_packed casts them back to
     the model's dtypes). Worth it when an embedding table is most of the model.
     """
-    if layout not in packing.TERNARY_LAYOUTS:
-        raise ValueError(f"`layout` must be one of {packing.TERNARY_LAYOUTS}, got {layout!r}.")
+    choice("layout", layout, formats.TERNARY_LAYOUTS)
     dtype = _float_dtype(float_dtype)
     tensors, layers, sizes = _pack_layers(model, layout)
     if not layers:
@@ -219,7 +218,7 @@ def save_packed(
     state = model.state_dict()
     rest, aliases = _unquantized_tensors(state, {f"{n}.weight" for n in layers}, dtype)
     tensors.update(rest)
-    version = FORMAT_VERSION if any(spec["bits"] in ref.INTEGER_BITS for spec in layers.values()) else "1"
+    version = str(max(formats.width(spec["bits"]).format_version for spec in layers.values()))
     metadata = {
         "format": FORMAT,
         "format_version": version,
@@ -307,8 +306,8 @@ def load_packed(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     _check_model(model, json.loads(metadata["state"]), path)
     for name, spec in layers.items():
         try:
-            packing.unpack(tensors[f"{name}.weight_packed"], spec["layout"], tuple(spec["shape"]))
-        except (packing.CorruptPackError, RuntimeError) as err:
+            formats.unpack(tensors[f"{name}.weight_packed"], spec["layout"], tuple(spec["shape"]))
+        except (CorruptPackError, RuntimeError) as err:
             raise PackedFileError(f"{os.fspath(path)!r} is corrupt: layer {name!r}: {err}") from err
         _install_layer(model, name, spec, tensors, path)
     state = {k: v for k, v in tensors.items()}

@@ -13,11 +13,44 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 
+from lightning_hybrid.utils.checks import choice, integer, non_negative, non_negative_int, number, positive
+
 OPTIMIZERS = ("adamw", "schedulefree_adamw", "prodigy")
 SCHEDULES = ("cosine", "constant")
+
+
+@dataclass
+class OptimizerSettings:
+    """What `lightning_optimizers` builds: the optimizer `optimizer` (one of OPTIMIZERS) at base LR `lr`,
+    decoupled weight decay on matrices only, and the LR multiplier `schedule`: "cosine" (linear warm-up
+    over `warmup_steps`, cosine decay to lr * min_lr_ratio at `decay_steps`, flat after) or "constant"
+    (linear warm-up, then flat). schedulefree_adamw warms up by itself and gets no scheduler."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 100
+    schedule: str = "cosine"
+    decay_steps: int = 2000  # the Trainer's max_steps, which is -1 in epoch-based runs
+    min_lr_ratio: float = 0.1
+
+    def __post_init__(self) -> None:
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("schedule", self.schedule, SCHEDULES)
+        positive("lr", self.lr)
+        non_negative("weight_decay", self.weight_decay)
+        betas = tuple(self.betas) if isinstance(self.betas, Iterable) else ()
+        if len(betas) != 2:
+            raise ValueError(f"`betas` must be two numbers in [0, 1), got {self.betas!r}.")
+        self.betas = tuple(number("betas", b, 0, 1, open_high=True) for b in betas)  # type: ignore[assignment]
+        non_negative_int("warmup_steps", self.warmup_steps)
+        integer("decay_steps", self.decay_steps)
+        number("min_lr_ratio", self.min_lr_ratio, 0, 1)
 
 
 def _require(module: str, name: str):
@@ -27,17 +60,11 @@ def _require(module: str, name: str):
         raise ImportError(f"optimizer={name!r} needs the {module!r} package: pip install 'lightning_hybrid[bench]'") from err
 
 
-def check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
-    return value
-
-
 def make_optimizer(
     name: str, groups: Iterable[dict], lr: float, betas: tuple[float, float], warmup_steps: int
 ) -> torch.optim.Optimizer:
     """The optimizer `name` over parameter groups (which carry their own weight_decay)."""
-    check_choice(name, OPTIMIZERS, "optimizer")
+    choice("optimizer", name, OPTIMIZERS)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=betas)
     if name == "schedulefree_adamw":
@@ -60,9 +87,8 @@ def warmup_constant(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / (warmup_steps + 1))
 
 
-def lightning_optimizers(module: torch.nn.Module, hp) -> torch.optim.Optimizer | dict:
-    """configure_optimizers for a module whose hyperparameters `hp` name optimizer, lr, betas,
-    weight_decay (matrices only), warmup_steps, schedule, decay_steps and min_lr_ratio."""
+def lightning_optimizers(module: torch.nn.Module, hp: OptimizerSettings) -> torch.optim.Optimizer | dict:
+    """configure_optimizers for `module` with the settings `hp`."""
     decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

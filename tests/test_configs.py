@@ -10,9 +10,9 @@ from hydra.utils import instantiate
 
 from lightning_hybrid import ClusterDataModule, PrecisionAllocator, PrecisionPlan, TernaryQAT
 from lightning_hybrid.data import TextDataModule
+from lightning_hybrid.jobs.configs import build_callbacks, config_dir
 from lightning_hybrid.models import LanguageModel
 from lightning_hybrid.quant.precision import LayerPlan
-from lightning_hybrid.train import build_callbacks, config_dir
 
 CONF = Path(config_dir())
 TEXT = str(Path(__file__))  # any text file will do for data.path
@@ -117,7 +117,7 @@ def test_optimizer_group(option):
 
 @pytest.mark.parametrize("option", _options("benchmark"))
 def test_benchmark_group_expands_to_runs(option):
-    from lightning_hybrid.bench import grid
+    from lightning_hybrid.jobs.bench import grid
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("bench", overrides=[f"benchmark={option}", f"text_paths.shakespeare={TEXT}"])

@@ -114,7 +114,7 @@ def test_round_like_export_makes_the_model_compute_what_the_bf16_file_loads_as(t
 
 
 def test_unknown_float_dtype_is_named(tmp_path):
-    with pytest.raises(ValueError, match="`float_dtype` must be None, one of .* got 'int4'"):
+    with pytest.raises(ValueError, match="`float_dtype` must be one of None, 'fp32', 'bf16', 'fp16', .*; got 'int4'"):
         save_packed(_qat_gpt(), tmp_path / "m.safetensors", float_dtype="int4")
 
 

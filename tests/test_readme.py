@@ -27,7 +27,7 @@ def test_ci_runs_the_readme_test_command():
 def test_every_override_in_the_flag_table_composes():
     from hydra import compose, initialize_config_dir
 
-    from lightning_hybrid.train import config_dir
+    from lightning_hybrid.jobs.configs import config_dir
 
     readme = (REPO / "README.md").read_text()
     table = readme.split("## The original command line, as Hydra overrides", 1)[1].split("\n## ", 1)[0]

@@ -7,15 +7,16 @@ import math
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
 # Strategies that shard parameters: a norm or dot product over one rank's shard is not the model's.
-_SHARDED = ("FSDPStrategy", "DeepSpeedStrategy", "ModelParallelStrategy")
+SHARDED_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
 
 
 def refuse_sharded(trainer: pl.Trainer, who: str) -> None:
-    name = type(trainer.strategy).__name__
-    if name in _SHARDED:
+    if isinstance(trainer.strategy, SHARDED_STRATEGIES):
+        name = type(trainer.strategy).__name__
         raise ValueError(
             f"{who} needs every rank to hold all parameters (it measures norms and dot products over them), "
             f"but the strategy is {name}, which shards them. Use strategy='ddp' or drop {who}."

@@ -8,6 +8,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from typing_extensions import override
 
 from lightning_hybrid.callbacks._steps import (
     ScaledLR,
@@ -18,10 +19,12 @@ from lightning_hybrid.callbacks._steps import (
     report_summary,
     trainable,
 )
-from lightning_hybrid.control.aux_net import AuxLRLearner
-from lightning_hybrid.control.checks import choice
+from lightning_hybrid.callbacks.trust_region import TrustRegion
+from lightning_hybrid.control.aux_net import AuxLRLearner, AuxLRSettings
 from lightning_hybrid.control.signals import SignalTracker
-from lightning_hybrid.control.trace import ParameterTrace
+from lightning_hybrid.control.trace import SIGNALS, ParameterTrace
+from lightning_hybrid.utils.checks import choice, number
+from lightning_hybrid.utils.settings import strict
 
 MODES = ("multiply", "replace")
 
@@ -35,15 +38,6 @@ class AuxLRController(pl.Callback):
     Args:
         mode: "multiply" scales whatever the configured LR schedulers set; "replace" holds the scheduled
             LR at the optimizer's base LR (the schedulers still step) so the network alone shapes it.
-        max_multiplier: m_t stays in [1/max_multiplier, max_multiplier].
-        max_radius_scale: bound of the trust-radius scale proposed to a TrustRegion callback.
-        aux_lr: Adam step size of the network's own optimizer.
-        horizon_decay: beta of the hypergradient horizon (0.99: about 100 steps).
-        hidden: width of the network's hidden layer.
-        num_clusters: rows of the cluster-id embedding (0: ignore cluster ids).
-        cluster_key: where a batch carries its cluster id: batch[cluster_key] for a dict batch, else the
-            attribute of that name (per-sample ids use the batch's most common one).
-        seed: the network's initialization.
         signal: the hypergradient estimate it learns from: "lowpass" (default), "greedy" or "smoothed"
             (lightning_hybrid/control/trace.py).
         learn_until: fraction of the run's optimizer steps (Trainer.estimated_stepping_batches) during
@@ -54,6 +48,19 @@ class AuxLRController(pl.Callback):
             on the ternary char-level GPT, the multiplier fell from about 16 to 1 between steps 400 and
             2000 of 2000 when it kept learning (benchmarks/results/design_history/). The schedule
             anneals anyway.
+        cluster_key: where a batch carries its cluster id: batch[cluster_key] for a dict batch, else the
+            attribute of that name (per-sample ids use the batch's most common one).
+        **settings: the network's, lightning_hybrid.control.AuxLRSettings:
+            max_multiplier (32): m_t stays in [1/max_multiplier, max_multiplier];
+            max_radius_scale (2): bound of the trust-radius scale proposed to a TrustRegion callback;
+            aux_lr (3e-4): Adam step size of the network's own optimizer;
+            horizon_decay (0.99): beta of the hypergradient horizon (about 100 steps);
+            hidden (32): width of the network's hidden layer;
+            num_clusters (0): rows of the cluster-id embedding (0: ignore cluster ids);
+            seed (0): the network's initialization.
+
+    With a TrustRegion in the same Trainer, this controller scales its radius by the network's second
+    output and credits the part of each step the region cut to that output.
 
     Memory: two float32 copies of the trainable parameters (the two parameter EMAs of signal="lowpass").
     With several optimizers the signal is read at the first optimizer's step, over all of them.
@@ -62,25 +69,17 @@ class AuxLRController(pl.Callback):
     def __init__(
         self,
         mode: str = "multiply",
-        max_multiplier: float = 32.0,
-        max_radius_scale: float = 2.0,
-        aux_lr: float = 3e-4,
-        horizon_decay: float = 0.99,
-        hidden: int = 32,
-        num_clusters: int = 0,
-        cluster_key: str = "cluster",
-        seed: int = 0,
         signal: str = "lowpass",
         learn_until: float | None = None,
+        cluster_key: str = "cluster",
+        **settings: Any,
     ) -> None:
         self.mode = choice("mode", mode, MODES)
         if learn_until is None:
             learn_until = 0.3 if mode == "multiply" else 1.0
-        if isinstance(learn_until, bool) or not isinstance(learn_until, (int, float)) or not 0 < learn_until <= 1:
-            raise ValueError(f"`learn_until` must be a fraction of training in (0, 1], got {learn_until!r}.")
-        self.learn_until = float(learn_until)
-        self.learner = AuxLRLearner(max_multiplier, max_radius_scale, aux_lr, horizon_decay, hidden, num_clusters, seed)
-        self.trace = ParameterTrace(horizon_decay, signal)
+        self.learn_until = number("learn_until", learn_until, 0, 1, open_low=True)
+        self.learner = AuxLRLearner(strict(AuxLRSettings, settings, "AuxLRController"))
+        self.trace = ParameterTrace(self.learner.settings.horizon_decay, choice("signal", signal, SIGNALS))
         self.signals = SignalTracker()
         self.lrs = ScaledLR()
         self.cluster_key = cluster_key
@@ -89,19 +88,25 @@ class AuxLRController(pl.Callback):
         self.last_hypergradient = 0.0
         self._loss = StepLoss()
         self._cluster: list[int] | None = None
-        self._trust_region: Any = None
+        self._trust_region: TrustRegion | None = None
+        self._trust_scale: Any = None  # the TrustRegion's radius_scale before this controller set it
         self._restored_trace: dict | None = None
         self._handles: list[Any] = []
 
     # -- wiring ---------------------------------------------------------------------------------------
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             refuse_sharded(trainer, "AuxLRController")
 
+    @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from lightning_hybrid.callbacks.trust_region import TrustRegion
-
+        # This controller owns the link to a TrustRegion: it scales the region's radius and reads how
+        # much of each step the region cut.
         self._trust_region = next((c for c in trainer.callbacks if isinstance(c, TrustRegion)), None)
+        if self._trust_region is not None:
+            self._trust_scale = self._trust_region.radius_scale
+            self._trust_region.radius_scale = lambda: self.learner.radius_scale
         self.lrs.attach(trainer.optimizers, replace=self.mode == "replace")
         self._handles = [
             o.register_step_post_hook(lambda opt, args, kwargs, i=i: self.lrs.unscale(opt, i))
@@ -116,12 +121,16 @@ class AuxLRController(pl.Callback):
                 "still step but no longer change it (base LR x the network's multiplier)."
             )
 
+    @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self._trust_region is not None:
+            self._trust_region.radius_scale = self._trust_scale
 
     # -- per step -------------------------------------------------------------------------------------
+    @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         if not self.learner.net.num_clusters:
             return
@@ -130,9 +139,11 @@ class AuxLRController(pl.Callback):
         present = [int(i) for i in ids.reshape(-1).tolist() if i >= 0]
         self._cluster = present or None  # the same list on every rank
 
+    @override
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
         self._loss.add(loss)
 
+    @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
         if optimizer is not trainer.optimizers[0]:
             return
@@ -153,7 +164,7 @@ class AuxLRController(pl.Callback):
             return
         if loss is None:  # no loss seen (manual optimization without manual_backward): the last one stands
             loss = self.signals.last_loss
-        cut = self._trust_region.core.last_cut_fraction if self._trust_region is not None else 0.0
+        cut = self._trust_region.last_cut_fraction if self._trust_region is not None else 0.0
         self.learner.settle(cut)
         reading = self.trace.read(params, [p.grad for p in params])
         self.learner.learn(reading.cosine)
@@ -173,6 +184,7 @@ class AuxLRController(pl.Callback):
     def radius_scale(self) -> float:
         return self.learner.radius_scale
 
+    @override
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -189,10 +201,12 @@ class AuxLRController(pl.Callback):
             "final_lr_multiplier": round(self.learner.multiplier, 4),
         }
 
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         report_summary(trainer, "AuxLRController", "auxlr_summary", self.summary())
 
     # -- checkpoint state -------------------------------------------------------------------------------
+    @override
     def state_dict(self) -> dict[str, Any]:
         state = {"steps": self.steps, "skipped": self.skipped, "multiplier_sum": self.multiplier_sum, "mode": self.mode}
         state.update(self.learner.state_dict())
@@ -201,6 +215,7 @@ class AuxLRController(pl.Callback):
         state.update(self.lrs.state_dict())
         return state
 
+    @override
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("mode", self.mode) != self.mode:
             raise ValueError(

@@ -10,8 +10,10 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
+from typing_extensions import override
 
 from lightning_hybrid.distributed import TernGradState, terngrad_hook
+from lightning_hybrid.utils.checks import choice
 
 METHODS = ("terngrad", "fp16", "none")
 
@@ -51,21 +53,22 @@ class GradientCompression(pl.Callback):
         wire: str = "int8",
         scale_per: str = "bucket",
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-        self.method, self.seed, self.error_feedback, self.clip_sigma = method, seed, error_feedback, clip_sigma
+        self.method = choice("method", method, METHODS)
+        self.seed, self.error_feedback, self.clip_sigma = seed, error_feedback, clip_sigma
         self.wire, self.scale_per = wire, scale_per
         self._new_state()  # checks the settings now, not at fit start
         self.state = None
         self._last_bytes = self._steps = 0
         self._restored: dict | None = None
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and not isinstance(trainer.strategy, DDPStrategy):
             raise ValueError(
                 f"GradientCompression needs a DDP strategy (trainer=ddp, strategy='ddp'), got {type(trainer.strategy).__name__}."
             )
 
+    @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         model = trainer.strategy.model
         if not isinstance(model, DistributedDataParallel):
@@ -85,9 +88,11 @@ class GradientCompression(pl.Callback):
     # TernGrad's memory is per rank: each rank's error-feedback residuals and random stream. A checkpoint
     # holds every rank's (gathered when it is written, on every rank at once), and each rank takes its own
     # back on resume, so a resumed run continues the same compression error it stopped with.
+    @override
     def state_dict(self) -> dict:
         return {"method": self.method}
 
+    @override
     def load_state_dict(self, state_dict: dict) -> None:
         saved = state_dict.get("method", self.method)
         if saved != self.method:
@@ -96,6 +101,7 @@ class GradientCompression(pl.Callback):
             )
         self._restored = dict(state_dict)
 
+    @override
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
         if not isinstance(self.state, TernGradState):
             return
@@ -121,6 +127,7 @@ class GradientCompression(pl.Callback):
             elif key == f"generator.{device.type}":
                 self.state.generator(device).set_state(value[rank].clone())  # own storage: set_state ignores view offsets
 
+    @override
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         sent = self.state.bytes_sent - self._last_bytes
         self._last_bytes, self._steps = self.state.bytes_sent, self._steps + 1

@@ -10,24 +10,18 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_info
+from typing_extensions import override
 
 from lightning_hybrid.callbacks._plan import held_out_batches, step_loss
 from lightning_hybrid.quant import reference as ref
-from lightning_hybrid.quant.convert import (
-    ConversionReport,
-    bit_linears,
-    convert,
-    set_quant_lambda,
-    warmup_lambda,
-)
+from lightning_hybrid.quant.convert import ConversionReport, convert
+from lightning_hybrid.quant.linear import bit_linears
 from lightning_hybrid.quant.metrics import QuantizationError
 from lightning_hybrid.quant.precision import PrecisionAllocator, PrecisionPlan
+from lightning_hybrid.quant.schedule import set_quant_lambda, warmup_lambda
+from lightning_hybrid.utils.checks import integer, non_negative_int
 
 PlanLike = Mapping[str, float] | str | os.PathLike | PrecisionPlan | PrecisionAllocator
-
-
-def _is_int(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 class TernaryQAT(pl.Callback):
@@ -64,13 +58,9 @@ class TernaryQAT(pl.Callback):
     ) -> None:
         self.bits = ref.check_bits(bits)
         self.include, self.exclude = include, exclude
-        if not _is_int(warmup_steps, minimum=0):
-            raise ValueError(f"`warmup_steps` must be a non-negative integer, got {warmup_steps!r}.")
-        self.warmup_steps = warmup_steps
+        self.warmup_steps = non_negative_int("warmup_steps", warmup_steps)
         self.act_bits = ref.check_act_bits(act_bits)
-        if log_every_n_steps is not None and not _is_int(log_every_n_steps, minimum=1):
-            raise ValueError(f"`log_every_n_steps` must be a positive integer or None, got {log_every_n_steps!r}.")
-        self.log_every_n_steps = log_every_n_steps
+        self.log_every_n_steps = integer("log_every_n_steps", log_every_n_steps, 1, or_none=True)
         self.quant_lambda = warmup_lambda(0, self.warmup_steps)
         self.plan = plan
         self.plan_bits: dict[str, float] | None = _fixed_plan(plan)
@@ -79,6 +69,7 @@ class TernaryQAT(pl.Callback):
         self._metric: QuantizationError | None = None
         self._last_logged_step = -1
 
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.report = convert(pl_module, self.bits, self.include, self.exclude, act_bits=self.act_bits, plan=self.plan_bits)
         if self.report.converted:  # a later stage (validate after fit) finds them converted: stay quiet
@@ -87,6 +78,7 @@ class TernaryQAT(pl.Callback):
         self._metric = QuantizationError(list(self._layers))
         set_quant_lambda(self._layers, self.quant_lambda)
 
+    @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # After a checkpoint restore (load_state_dict has set the plan it was trained with) and on the
         # weights training starts from, so an allocator measures the model it plans for.
@@ -120,10 +112,12 @@ class TernaryQAT(pl.Callback):
         total = sum(layer.weight.numel() for layer in layers)
         return sum(layer.weight.numel() * layer.bits for layer in layers) / max(total, 1)
 
+    @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         self.quant_lambda = warmup_lambda(trainer.global_step, self.warmup_steps)
         set_quant_lambda(self._layers, self.quant_lambda)
 
+    @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         every = self.log_every_n_steps or trainer.log_every_n_steps
         step = trainer.global_step
@@ -141,12 +135,14 @@ class TernaryQAT(pl.Callback):
         self._metric.update(self._layers)
         return self._metric.compute()
 
+    @override
     def state_dict(self) -> dict[str, Any]:
         state = {"quant_lambda": self.quant_lambda, "bits": self.bits, "warmup_steps": self.warmup_steps}
         if self.plan_bits is not None:
             state["plan"] = json.dumps(self.plan_bits, sort_keys=True)
         return state
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved_bits = state_dict.get("bits", self.bits)
         if saved_bits != self.bits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning.pytorch as pl
+from typing_extensions import override
 
 
 def _switchable(trainer: pl.Trainer) -> list:
@@ -22,13 +23,16 @@ class ScheduleFreeMode(pl.Callback):
         for optimizer in _switchable(trainer):
             optimizer.train() if train else optimizer.eval()
 
+    @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int) -> None:
         # Every step, not once per epoch: validation can run mid-epoch, and switching to the mode the
         # optimizer is already in costs nothing.
         self._mode(trainer, train=True)
 
+    @override
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._mode(trainer, train=False)
 
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._mode(trainer, train=False)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from typing_extensions import override
 
 from lightning_hybrid.callbacks._steps import (
     StepLoss,
@@ -17,7 +19,12 @@ from lightning_hybrid.callbacks._steps import (
     report_summary,
     trainable,
 )
-from lightning_hybrid.control.trust_region import TrustRegionCore
+from lightning_hybrid.control.trust_region import TrustRegionCore, TrustRegionSettings
+from lightning_hybrid.utils.settings import strict
+
+
+def _unit_scale() -> float:
+    return 1.0
 
 
 class TrustRegion(pl.Callback):
@@ -28,53 +35,43 @@ class TrustRegion(pl.Callback):
         initial_radius: mu_0 (absolute for scope="global", relative to each tensor's norm for "tensor");
             None calibrates it: no bound for the first `calibration_steps` steps, then twice the largest of them.
         scope: "global" (one bound on the whole step) or "tensor" (a relative bound per tensor).
-        grow, shrink, spike_shrink, good_ratio, bad_ratio, spike_zscore, window, calibration_steps,
-        min_radius, max_radius, max_growth: see TrustRegionCore.
+        **settings: the other fields of TrustRegionSettings: grow, shrink, spike_shrink, good_ratio,
+            bad_ratio, spike_zscore, window, calibration_steps, min_radius, max_radius, max_growth.
 
     Works with any torch optimizer through its step pre/post hooks (Lightning has no after-step hook),
     so with gradient accumulation (one bound per optimizer step) and gradient clipping (the bound applies
-    to the clipped step; the predicted decrease uses the unclipped gradient). With an AuxLRController in
-    the same Trainer, the radius is mu_t times the controller's proposed scale.
+    to the clipped step; the predicted decrease uses the unclipped gradient).
+
+    Attributes another callback may use (an AuxLRController does, and owns that link):
+        radius_scale: a callable returning the factor applied to mu_t at each step (default 1).
+        last_cut_fraction: the share of the last step's squared norm that the bound removed.
 
     Memory: one copy of the trainable parameters (the pre-step snapshot, in their dtype) plus one float32
     temporary the size of the largest parameter tensor.
     """
 
-    def __init__(
-        self,
-        initial_radius: float | None = None,
-        scope: str = "global",
-        grow: float = 2.0,
-        shrink: float = 0.5,
-        spike_shrink: float = 0.5,
-        good_ratio: float = 0.0,
-        bad_ratio: float = 0.0,
-        spike_zscore: float = 4.0,
-        window: int = 50,
-        calibration_steps: int = 50,
-        min_radius: float = 1e-8,
-        max_radius: float = 1e8,
-        max_growth: float = 4.0,
-    ) -> None:
-        self.core = TrustRegionCore(
-            initial_radius, scope, grow, shrink, spike_shrink, good_ratio, bad_ratio, spike_zscore, window,
-            calibration_steps, min_radius, max_radius, max_growth,
-        )  # fmt: skip
+    def __init__(self, initial_radius: float | None = None, scope: str = "global", **settings: Any) -> None:
+        fields = {"initial_radius": initial_radius, "scope": scope, **settings}
+        self.core = TrustRegionCore(strict(TrustRegionSettings, fields, "TrustRegion"))
+        self.radius_scale: Callable[[], float] = _unit_scale
         self._loss = StepLoss()
         self._handles: list[Any] = []
         self._params: list[torch.nn.Parameter] = []
-        self._controller: Any = None
         self._skip = False
         self._unclipped_norm = 0.0
         self.last_outcome = None
 
+    @property
+    def last_cut_fraction(self) -> float:
+        return self.core.last_cut_fraction
+
+    @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             refuse_sharded(trainer, "TrustRegion")
 
+    @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        from lightning_hybrid.callbacks.aux_lr import AuxLRController
-
         if len(trainer.optimizers) != 1:
             raise ValueError(
                 f"TrustRegion bounds the step of one optimizer; configure_optimizers returned {len(trainer.optimizers)}. "
@@ -82,18 +79,20 @@ class TrustRegion(pl.Callback):
             )
         optimizer = trainer.optimizers[0]
         self._params = trainable([optimizer])
-        self._controller = next((c for c in trainer.callbacks if isinstance(c, AuxLRController)), None)
         self._handles = [optimizer.register_step_pre_hook(self._before_step), optimizer.register_step_post_hook(self._after_step)]
 
+    @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
         self.core.release()
 
+    @override
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
         self._loss.add(loss)
 
+    @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
         loss = self._loss.take(trainer)
         reason = nonfinite_reason(trainer, loss, self._params)
@@ -118,22 +117,27 @@ class TrustRegion(pl.Callback):
             return
         clipped = grad_norm(self._params)
         factor = self._unclipped_norm / clipped if clipped > 0 else 1.0
-        scale = self._controller.radius_scale if self._controller is not None else 1.0
-        outcome = self.core.constrain(self._params, [p.grad for p in self._params], scale, factor)
+        outcome = self.core.constrain(self._params, [p.grad for p in self._params], self.radius_scale(), factor)
         self.last_outcome = outcome
         if outcome.restored:
             rank_zero_warn("TrustRegion: the optimizer produced a non-finite update; the weights were put back.")
 
+    @override
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        radius = self.core.effective_radius(self._controller.radius_scale if self._controller is not None else 1.0)
+        radius = self.core.effective_radius(self.radius_scale())
         if radius != float("inf"):
             pl_module.log("trust/radius", radius, on_step=True, on_epoch=False)
-        pl_module.log("trust/active_rate", self.activation_rate(), on_step=True, on_epoch=False)
+        pl_module.log("trust/active_rate", self.active_rate(), on_step=True, on_epoch=False)
+
+    def active_rate(self) -> float:
+        """The fraction of optimizer steps the bound cut."""
+        return self.core.cut_steps / self.core.steps if self.core.steps else 0.0
 
     def activation_rate(self) -> float:
-        return self.core.cut_steps / self.core.steps if self.core.steps else 0.0
+        """The former name of active_rate()."""
+        return self.active_rate()
 
     def summary(self) -> dict[str, float | int]:
         c = self.core
@@ -141,20 +145,22 @@ class TrustRegion(pl.Callback):
             "steps": c.steps,
             "skipped_steps": c.skipped,
             "final_loss": round(c.last_loss, 4),
-            "activation_rate": round(self.activation_rate(), 4),
+            "active_rate": round(self.active_rate(), 4),
             "final_radius": float(f"{c.effective_radius():.4g}"),
             "loss_spikes": c.spikes,
         }
 
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         report_summary(trainer, "TrustRegion", "trust_summary", self.summary())
 
+    @override
     def state_dict(self) -> dict[str, Any]:
-        return {**self.core.state_dict(), "scope": self.core.scope}
+        return {**self.core.state_dict(), "scope": self.core.settings.scope}
 
+    @override
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("scope", self.core.scope) != self.core.scope:
-            raise ValueError(
-                f"the checkpoint was written with scope={state['scope']!r}; this TrustRegion has scope={self.core.scope!r}."
-            )
+        scope = self.core.settings.scope
+        if state.get("scope", scope) != scope:
+            raise ValueError(f"the checkpoint was written with scope={state['scope']!r}; this TrustRegion has scope={scope!r}.")
         self.core.load_state_dict(state)

@@ -1,18 +1,20 @@
 """Framework-free cores of the hybrid optimizer (no Lightning imports): the auxiliary LR network, its
 learning signal, and the trust-region maths. The callbacks in lightning_hybrid.callbacks adapt them."""
 
-from lightning_hybrid.control.aux_net import AuxLRLearner, AuxNetwork
+from lightning_hybrid.control.aux_net import AuxLRLearner, AuxLRSettings, AuxNetwork
 from lightning_hybrid.control.signals import FEATURE_NAMES, SignalTracker
 from lightning_hybrid.control.trace import ParameterTrace, TraceReading
-from lightning_hybrid.control.trust_region import StepOutcome, TrustRegionCore
+from lightning_hybrid.control.trust_region import StepOutcome, TrustRegionCore, TrustRegionSettings
 
 __all__ = [
     "FEATURE_NAMES",
     "AuxLRLearner",
+    "AuxLRSettings",
     "AuxNetwork",
     "ParameterTrace",
     "SignalTracker",
     "StepOutcome",
     "TraceReading",
     "TrustRegionCore",
+    "TrustRegionSettings",
 ]

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from lightning_hybrid.control.checks import above_one, in_open_unit, non_negative_int, positive
 from lightning_hybrid.control.signals import FEATURE_NAMES
+from lightning_hybrid.utils.checks import above_one, in_open_unit, integer, non_negative_int, positive, positive_int
+from lightning_hybrid.utils.settings import strict
 
 CLUSTER_DIM = 4
 
@@ -67,34 +70,50 @@ class AuxNetwork:
         return v["w2"] @ torch.tanh(v["w1"] @ x + v["b1"]) + v["b2"]
 
 
+@dataclass(frozen=True)
+class AuxLRSettings:
+    """The network and its learning rule; the names are AuxLRController's arguments.
+
+    max_multiplier: M; the multiplier stays in [1/M, M].
+    max_radius_scale: R; the proposed trust-radius scale stays in [1/R, R].
+    aux_lr: Adam step size of the network's own optimizer.
+    horizon_decay: beta of the eligibility traces and of the hypergradient horizon (~1/(1 - beta) steps).
+    hidden, num_clusters, seed: the network's width, cluster-embedding rows (0: none) and init seed.
+    """
+
+    max_multiplier: float = 32.0
+    max_radius_scale: float = 2.0
+    aux_lr: float = 3e-4
+    horizon_decay: float = 0.99
+    hidden: int = 32
+    num_clusters: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        above_one("max_multiplier", self.max_multiplier)
+        above_one("max_radius_scale", self.max_radius_scale)
+        positive("aux_lr", self.aux_lr)
+        in_open_unit("horizon_decay", self.horizon_decay)
+        positive_int("hidden", self.hidden)
+        non_negative_int("num_clusters", self.num_clusters)
+        integer("seed", self.seed)
+
+
 class AuxLRLearner:
     """Proposes (LR multiplier, trust-radius scale) from the signals and learns from the hypergradient.
 
-    Args:
-        max_multiplier: M; the multiplier stays in [1/M, M].
-        max_radius_scale: R; the radius scale stays in [1/R, R].
-        lr: Adam step size of the network's own optimizer.
-        trace_decay: beta of the eligibility traces (use the ParameterTrace's).
-        hidden, num_clusters, seed: the network's width, cluster-embedding rows (0: none) and init seed.
+    Built from an AuxLRSettings or from its fields: AuxLRLearner(aux_lr=1e-2).
     """
 
-    def __init__(
-        self,
-        max_multiplier: float = 32.0,
-        max_radius_scale: float = 2.0,
-        lr: float = 3e-4,
-        trace_decay: float = 0.99,
-        hidden: int = 32,
-        num_clusters: int = 0,
-        seed: int = 0,
-    ) -> None:
-        self.log_max_multiplier = math.log(above_one("max_multiplier", max_multiplier))
-        self.log_max_radius = math.log(above_one("max_radius_scale", max_radius_scale))
-        self.lr = positive("aux_lr", lr)
-        self.decay = in_open_unit("trace_decay", trace_decay)
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-            raise ValueError(f"`hidden` must be a positive integer, got {hidden!r}.")
-        self.net = AuxNetwork(hidden=hidden, num_clusters=non_negative_int("num_clusters", num_clusters), seed=seed)
+    def __init__(self, settings: AuxLRSettings | None = None, **fields: Any) -> None:
+        if settings is not None and fields:
+            raise TypeError("AuxLRLearner takes an AuxLRSettings or its fields, not both.")
+        self.settings = settings if settings is not None else strict(AuxLRSettings, fields, "AuxLRLearner")
+        s = self.settings
+        self.log_max_multiplier = math.log(s.max_multiplier)
+        self.log_max_radius = math.log(s.max_radius_scale)
+        self.lr, self.decay = s.aux_lr, s.horizon_decay
+        self.net = AuxNetwork(hidden=s.hidden, num_clusters=s.num_clusters, seed=s.seed)
         n = self.net.numel
         self.z_a, self.z_s = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
         self.adam_m, self.adam_v = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lightning_hybrid.control.checks import choice, in_open_unit
+from lightning_hybrid.utils.checks import choice, in_open_unit
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,16 @@ SIGNALS = ("smoothed", "greedy", "lowpass")
 
 
 class ParameterTrace:
-    """signal="smoothed" reads cos(bar_g_t, theta_t - bar_theta_{t-1}) with bar_g the EMA of the
-    gradients (same decay); "greedy" reads cos(g_t, theta_t - bar_theta_{t-1}) (see the module doc)."""
+    """Reads one of the three hypergradient estimates of the module doc, each a cosine over a horizon of
+    ~1/(1 - decay) steps: signal="lowpass" (the default) cos(g_t, fast_theta_{t-1} - bar_theta_{t-1}),
+    "greedy" cos(g_t, theta_t - bar_theta_{t-1}), "smoothed" cos(bar_g_t, theta_t - bar_theta_{t-1})
+    with bar_g the EMA of the gradients (same decay).
+
+    Per step: `read(params, grads)` at theta_t before the optimizer step, then `update(params)` after it.
+    """
 
     def __init__(self, decay: float = 0.99, signal: str = "lowpass") -> None:
-        self.decay = in_open_unit("trace_decay", decay)
+        self.decay = in_open_unit("decay", decay)
         self.signal = choice("signal", signal, SIGNALS)
         self.ema: list[torch.Tensor] = []
         self.grad_ema: list[torch.Tensor | None] = []

@@ -30,10 +30,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from lightning_hybrid.control.checks import above_one, choice, in_open_unit, non_negative_int, positive
+from lightning_hybrid.utils.checks import above_one, choice, in_open_unit, integer, non_negative_int, number, positive
+from lightning_hybrid.utils.settings import strict
 
 SCOPES = ("global", "tensor")
 _ZERO_TENSOR_RMS = 1e-2  # ref_i floor per element, about the std of a typical initialization
@@ -47,41 +49,70 @@ class StepOutcome:
     restored: bool  # the proposal was non-finite and the parameters were put back
 
 
+@dataclass(frozen=True)
+class TrustRegionSettings:
+    """The bound and how it adapts (the module docstring gives the maths and the defaults' reasons).
+
+    initial_radius: mu_0 (absolute for scope="global", relative to each tensor's norm for "tensor");
+        None calibrates it: no bound for the first `calibration_steps` steps, then twice the largest of them.
+    scope: "global" (one bound on the whole step) or "tensor" (a relative bound per tensor).
+    grow, shrink: factors of mu after a good or a bad window of `window` optimizer steps.
+    spike_shrink: factor of mu at a loss spike (`spike_zscore` standard deviations above the loss EMA)
+        or a non-finite step.
+    good_ratio, bad_ratio: thresholds on the window's actual / predicted decrease.
+    min_radius, max_radius: mu stays within them; max_growth: and below max_growth x its initial value.
+    """
+
+    initial_radius: float | None = None
+    scope: str = "global"
+    grow: float = 2.0
+    shrink: float = 0.5
+    spike_shrink: float = 0.5
+    good_ratio: float = 0.0
+    bad_ratio: float = 0.0
+    spike_zscore: float = 4.0
+    window: int = 50
+    calibration_steps: int = 50
+    min_radius: float = 1e-8
+    max_radius: float = 1e8
+    max_growth: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.initial_radius is not None:
+            positive("initial_radius", self.initial_radius)
+        choice("scope", self.scope, SCOPES)
+        above_one("grow", self.grow)
+        in_open_unit("shrink", self.shrink)
+        in_open_unit("spike_shrink", self.spike_shrink)
+        if not number("bad_ratio", self.bad_ratio) <= number("good_ratio", self.good_ratio):
+            raise ValueError(f"`bad_ratio` must not exceed `good_ratio`, got {self.bad_ratio!r} and {self.good_ratio!r}.")
+        positive("spike_zscore", self.spike_zscore)
+        integer("window", self.window, 2)
+        non_negative_int("calibration_steps", self.calibration_steps)
+        if not positive("min_radius", self.min_radius) < positive("max_radius", self.max_radius):
+            raise ValueError(f"`min_radius` must be below `max_radius`, got {self.min_radius!r} and {self.max_radius!r}.")
+        above_one("max_growth", self.max_growth)
+
+
 class TrustRegionCore:
-    def __init__(
-        self,
-        initial_radius: float | None = None,
-        scope: str = "global",
-        grow: float = 2.0,
-        shrink: float = 0.5,
-        spike_shrink: float = 0.5,
-        good_ratio: float = 0.0,
-        bad_ratio: float = 0.0,
-        spike_zscore: float = 4.0,
-        window: int = 50,
-        calibration_steps: int = 50,
-        min_radius: float = 1e-8,
-        max_radius: float = 1e8,
-        max_growth: float = 4.0,
-    ) -> None:
-        self.radius = None if initial_radius is None else positive("initial_radius", initial_radius)
-        self.scope = choice("scope", scope, SCOPES)
-        self.grow = above_one("grow", grow)
-        self.shrink = in_open_unit("shrink", shrink)
-        self.spike_shrink = in_open_unit("spike_shrink", spike_shrink)
-        if not isinstance(good_ratio, (int, float)) or not isinstance(bad_ratio, (int, float)) or not bad_ratio <= good_ratio:
-            raise ValueError(f"`bad_ratio` must not exceed `good_ratio`, got bad_ratio={bad_ratio!r}, good_ratio={good_ratio!r}.")
-        self.good_ratio, self.bad_ratio = float(good_ratio), float(bad_ratio)
-        self.spike_zscore = positive("spike_zscore", spike_zscore)
-        self.window = non_negative_int("window", window)
-        if self.window < 2:
-            raise ValueError(f"`window` must be at least 2 steps, got {window!r}.")
-        self.calibration_steps = non_negative_int("calibration_steps", calibration_steps)
-        self.min_radius, self.max_radius = positive("min_radius", min_radius), positive("max_radius", max_radius)
-        if self.min_radius >= self.max_radius:
-            raise ValueError(f"`min_radius` must be below `max_radius`, got {min_radius!r} and {max_radius!r}.")
-        self.max_growth = above_one("max_growth", max_growth)
-        self.ceiling = math.inf if self.radius is None else self.radius * self.max_growth
+    """Bounds optimizer steps and adapts the bound (module docstring), without any training framework.
+
+    Per optimizer step the caller calls `observe_loss(loss)` with the loss at the current parameters
+    (or `skip()` for a step that must not happen), `snapshot(params)` before the optimizer steps and
+    `constrain(params, grads)` after it, which projects the step into the region and returns a
+    StepOutcome. `effective_radius()` is the bound in force; the state round-trips through
+    `state_dict()` / `load_state_dict()` as flat numbers.
+
+    Built from a TrustRegionSettings or from its fields: TrustRegionCore(initial_radius=0.5, window=10).
+    """
+
+    def __init__(self, settings: TrustRegionSettings | None = None, **fields: Any) -> None:
+        if settings is not None and fields:
+            raise TypeError("TrustRegionCore takes a TrustRegionSettings or its fields, not both.")
+        self.settings = settings if settings is not None else strict(TrustRegionSettings, fields, "TrustRegionCore")
+        initial = self.settings.initial_radius
+        self.radius = None if initial is None else float(initial)
+        self.ceiling = math.inf if self.radius is None else self.radius * self.settings.max_growth
         self._snapshot: list[torch.Tensor] = []
         self.reset_statistics()
 
@@ -117,7 +148,7 @@ class TrustRegionCore:
         self._snapshot = []
 
     def effective_radius(self, scale: float = 1.0) -> float:
-        return math.inf if self.radius is None else min(max(self.radius * scale, self.min_radius), self.max_radius)
+        return math.inf if self.radius is None else min(max(self.radius * scale, self.settings.min_radius), self.settings.max_radius)
 
     def constrain(
         self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], scale: float = 1.0, grad_factor: float = 1.0
@@ -151,7 +182,7 @@ class TrustRegionCore:
 
     def _factors(self, sq: list[float], refs: list[float], scale: float) -> tuple[list[float], float]:
         radius = self.effective_radius(scale)
-        if self.scope == "global":
+        if self.settings.scope == "global":
             norm = math.sqrt(sum(sq))
             f = min(1.0, radius / norm) if norm > 0 else 1.0
             return [f] * len(sq), norm
@@ -166,10 +197,10 @@ class TrustRegionCore:
         self.last_predicted = predicted
         if self.radius is None:
             self.largest_seen = max(self.largest_seen, norm)
-            if self.steps >= self.calibration_steps:
+            if self.steps >= self.settings.calibration_steps:
                 # Calibrated: room for steps twice the largest of the first ones.
-                self.radius = min(max(2.0 * self.largest_seen, self.min_radius), self.max_radius)
-                self.ceiling = self.radius * self.max_growth
+                self.radius = min(max(2.0 * self.largest_seen, self.settings.min_radius), self.settings.max_radius)
+                self.ceiling = self.radius * self.settings.max_growth
 
     # -- adapting mu ------------------------------------------------------------------------------
     def observe_loss(self, loss: float) -> bool:
@@ -177,13 +208,13 @@ class TrustRegionCore:
         spike = self._track(loss)
         if spike:
             self.spikes += 1
-            self._resize(self.spike_shrink)
+            self._resize(self.settings.spike_shrink)
         if math.isfinite(self.last_predicted):
             self.window_predicted += self.last_predicted
             self.window_steps += 1
         if not math.isfinite(self.window_start):
             self.window_start = self.loss_mean
-        elif self.window_steps >= self.window:
+        elif self.window_steps >= self.settings.window:
             self._end_window()
         self.last_loss = loss
         return spike
@@ -195,8 +226,8 @@ class TrustRegionCore:
             self.loss_mean = loss
             return False
         std = max(math.sqrt(self.loss_var), 0.01 * abs(self.loss_mean))  # floor: 1% of the loss
-        spike = self.observed > 20 and loss > self.loss_mean + self.spike_zscore * std
-        delta = (min(loss, self.loss_mean + self.spike_zscore * std) if spike else loss) - self.loss_mean
+        spike = self.observed > 20 and loss > self.loss_mean + self.settings.spike_zscore * std
+        delta = (min(loss, self.loss_mean + self.settings.spike_zscore * std) if spike else loss) - self.loss_mean
         self.loss_mean += 0.05 * delta  # a spike enters clipped, so it does not drag the statistics
         self.loss_var = 0.95 * (self.loss_var + 0.05 * delta * delta)
         return spike
@@ -206,10 +237,10 @@ class TrustRegionCore:
         # Noise of a difference of two EMA(0.95) readings of i.i.d. losses: std * sqrt(2 * 0.05 / 1.95).
         noise = math.sqrt(self.loss_var) * math.sqrt(2 * 0.05 / 1.95)
         self.ratio = actual / self.window_predicted if self.window_predicted > 0 else float("nan")
-        if actual < -2 * noise and not self.ratio >= self.bad_ratio:
-            self._resize(self.shrink)
-        elif self.ratio > self.good_ratio and self.window_cut > 0:
-            self._resize(self.grow)
+        if actual < -2 * noise and not self.ratio >= self.settings.bad_ratio:
+            self._resize(self.settings.shrink)
+        elif self.ratio > self.settings.good_ratio and self.window_cut > 0:
+            self._resize(self.settings.grow)
         self.window_start, self.window_steps, self.window_predicted, self.window_cut = self.loss_mean, 0, 0.0, 0
 
     def skip(self) -> None:
@@ -217,18 +248,17 @@ class TrustRegionCore:
         self.steps += 1
         self.skipped += 1
         self.last_predicted = float("nan")
-        self._resize(self.spike_shrink)
+        self._resize(self.settings.spike_shrink)
 
     def _resize(self, factor: float) -> None:
         if self.radius is not None:
-            self.radius = min(max(self.radius * factor, self.min_radius), self.max_radius, self.ceiling)
+            self.radius = min(max(self.radius * factor, self.settings.min_radius), self.settings.max_radius, self.ceiling)
 
     # -- checkpoint state ---------------------------------------------------------------------------
-    _STATE = (
-        "steps", "cut_steps", "spikes", "skipped", "largest_seen", "last_cut_fraction", "last_predicted", "loss_mean",
-        "loss_var", "observed", "last_loss", "window_start", "window_steps", "window_predicted", "window_cut", "ratio",
-        "ceiling",
-    )  # fmt: skip
+    _STATE = tuple(
+        "steps cut_steps spikes skipped largest_seen last_cut_fraction last_predicted loss_mean loss_var observed "
+        "last_loss window_start window_steps window_predicted window_cut ratio ceiling".split()
+    )
 
     def state_dict(self) -> dict[str, float | int]:
         state = {f"tr.{k}": getattr(self, k) for k in self._STATE}

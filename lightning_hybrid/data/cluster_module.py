@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,24 +12,17 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
+from typing_extensions import override
 
-from lightning_hybrid.control.checks import choice, non_negative_int, positive_int
 from lightning_hybrid.data import features as feats
 from lightning_hybrid.data.batches import ClusteredItems, keep_as_is
 from lightning_hybrid.data.clustering import AUTO_CANDIDATES, Clustering, cache_key, cluster, default_cache_dir, format_curve
-from lightning_hybrid.data.kmeans import BACKENDS
 from lightning_hybrid.data.sampler import POLICIES, ClusterBatchSampler
 from lightning_hybrid.data.text import TextDataModule
+from lightning_hybrid.utils.checks import choice, integer, non_negative_int, positive_int
+from lightning_hybrid.utils.kmeans import BACKENDS
 
 FEATURES = ("auto", "ngrams", "flattened")
-
-
-def _check_num_clusters(value: Any) -> int | str:
-    if value == "auto":
-        return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`num_clusters` must be a positive integer or 'auto', got {value!r}.")
-    return value
 
 
 class _ResumableLoader(DataLoader):
@@ -111,7 +105,7 @@ class ClusterDataModule(pl.LightningDataModule):
         if not isinstance(data, (Dataset, pl.LightningDataModule)):
             raise TypeError(f"`data` must be a map-style Dataset or a LightningDataModule, got {type(data).__name__}.")
         self.data, self.val_data = data, val_data
-        self.num_clusters = _check_num_clusters(num_clusters)
+        self.num_clusters = integer("num_clusters", num_clusters, 1, or_values=("auto",))
         self.policy = choice("policy", policy, POLICIES)
         if batch_size is None:
             batch_size = getattr(data, "batch_size", None)
@@ -195,12 +189,14 @@ class ClusterDataModule(pl.LightningDataModule):
             return self.trainer.strategy.root_device
         return "cuda" if torch.cuda.is_available() else "cpu"
 
+    @override
     def prepare_data(self) -> None:
         if isinstance(self.data, pl.LightningDataModule):
             self.data.prepare_data()
         if self.cache:  # one process per node computes; setup() on the other ranks reads the file
             self._prepared = self.compute_clustering()
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         if isinstance(self.data, pl.LightningDataModule):
             self.data.setup(stage)
@@ -234,6 +230,7 @@ class ClusterDataModule(pl.LightningDataModule):
         replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         return ClusterBatchSampler(self.clustering.labels, self.batch_size, self.policy, self.seed, replicas, rank)
 
+    @override
     def train_dataloader(self) -> DataLoader:
         items = ClusteredItems(self.train_set(), self.clustering.labels, self.collate_fn, self.cluster_key, self.attach_cluster)
         return _ResumableLoader(
@@ -241,6 +238,7 @@ class ClusterDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )  # fmt: skip
 
+    @override
     def val_dataloader(self) -> Any:
         if isinstance(self.data, pl.LightningDataModule):
             return self.data.val_dataloader()
@@ -250,17 +248,20 @@ class ClusterDataModule(pl.LightningDataModule):
             self.val_data, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate_fn, num_workers=self.num_workers
         )
 
+    @override
     def test_dataloader(self) -> Any:
         if isinstance(self.data, pl.LightningDataModule):
             return self.data.test_dataloader()
         return []
 
+    @override
     def state_dict(self) -> dict[str, Any]:
         """What the batches were built from; a resume with other clusters or policy is refused."""
         if self.clustering is None:
             return {}
         return {"cluster_key_digest": self.clustering.key, "num_clusters": self.clustering.num_clusters, "policy": self.policy}
 
+    @override
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Lightning restores this after setup(), so the clustering of this run is known here
         saved = state.get("cluster_key_digest")
@@ -275,20 +276,11 @@ class ClusterDataModule(pl.LightningDataModule):
 
 class ClusteredTextDataModule(ClusterDataModule):
     """ClusterDataModule over a TextDataModule's training windows, with every argument flat (Hydra's
-    `data=clustered`): TextDataModule's arguments (path, tokenizer, block_size, ...) plus the
-    ClusterDataModule ones given by name."""
+    `data=clustered`): TextDataModule's arguments (path, tokenizer, block_size, batch_size, ...) plus the
+    ClusterDataModule ones, all given by name; batch_size and num_workers serve both."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike | None = None,
-        tokenizer: str = "byte",
-        block_size: int = 64,
-        batch_size: int = 12,
-        val_fraction: float = 0.1,
-        val_windows: int = 480,
-        max_bytes: int | None = 2_000_000,
-        num_workers: int = 0,
-        **cluster_args: Any,
-    ) -> None:
-        text = TextDataModule(path, tokenizer, block_size, batch_size, val_fraction, val_windows, max_bytes, num_workers)
-        super().__init__(text, batch_size=batch_size, num_workers=num_workers, **cluster_args)
+    def __init__(self, path: str | os.PathLike | None = None, **arguments: Any) -> None:
+        text_names = set(inspect.signature(TextDataModule).parameters)
+        text = TextDataModule(path, **{k: v for k, v in arguments.items() if k in text_names})
+        cluster_args = {k: v for k, v in arguments.items() if k not in text_names}
+        super().__init__(text, batch_size=text.batch_size, num_workers=text.num_workers, **cluster_args)

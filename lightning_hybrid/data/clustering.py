@@ -19,7 +19,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lightning_hybrid.data.kmeans import check_points, kmeans, nearest
+from lightning_hybrid.utils.kmeans import check_points, kmeans, nearest
 
 AUTO_CANDIDATES = (2, 3, 4, 6, 8, 12, 16)
 

@@ -6,6 +6,8 @@ import os
 import sysconfig
 from pathlib import Path
 
+from lightning_hybrid.utils.checks import integer
+
 
 def stdlib_dir() -> Path:
     """The directory of the running interpreter's standard library."""
@@ -21,8 +23,7 @@ def read_bytes(path: str | os.PathLike | None = None, max_bytes: int | None = No
 
     path=None reads the standard library's *.py sources. `max_bytes` keeps the first bytes only.
     """
-    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
-        raise ValueError(f"`max_bytes` must be a positive integer or None, got {max_bytes!r}.")
+    integer("max_bytes", max_bytes, 1, or_none=True)
     root, pattern = (stdlib_dir(), "*.py") if path is None else (Path(path).expanduser(), pattern)
     if not root.exists():
         raise FileNotFoundError(f"`path` {os.fspath(root)!r} does not exist: give a text file or a directory of them.")

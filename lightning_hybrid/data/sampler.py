@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from lightning_hybrid.control.checks import choice, non_negative_int, positive_int
+from lightning_hybrid.utils.checks import choice, non_negative_int, positive_int
 
 POLICIES = ("balanced", "uniform", "homogeneous", "random")
 

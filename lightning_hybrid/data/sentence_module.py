@@ -7,12 +7,14 @@ from collections.abc import Sequence
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader
+from typing_extensions import override
+
+from lightning_hybrid.utils.checks import integer, positive_int
 
 
 def tokenize(tokenizer, sentences: Sequence[str], max_length: int) -> list[list[int]]:
     """Token ids of each sentence (a Hugging Face tokenizer's, with its special tokens), truncated."""
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f"`max_length` must be an integer >= 2, got {max_length!r}.")
+    integer("max_length", max_length, 2)
     return tokenizer(list(sentences), truncation=True, max_length=max_length)["input_ids"]
 
 
@@ -41,13 +43,13 @@ class SentenceDataModule(pl.LightningDataModule):
 
     def __init__(self, sentences: Sequence[str], tokenizer, batch_size: int = 32, max_length: int = 64) -> None:
         super().__init__()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        positive_int("batch_size", batch_size)
         if len(sentences) < batch_size:
             raise ValueError(f"{len(sentences)} sentences do not fill one batch of `batch_size`={batch_size}.")
         self.rows = tokenize(tokenizer, sentences, max_length)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.batch_size = batch_size
 
+    @override
     def train_dataloader(self) -> DataLoader:
         return sentence_loader(self.rows, self.pad_id, self.batch_size, shuffle=True)

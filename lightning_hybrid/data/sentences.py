@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lightning_hybrid.data.corpora import stdlib_dir
+from lightning_hybrid.utils.checks import non_negative_int, positive_int
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
 _CODE_MARKS = (">>>", "::", "=", "{", "}", "`", "|", "--", "\\", "http", "www.")
@@ -31,9 +32,8 @@ def split_sentences(text: str, min_words: int = 6, max_words: int = 40) -> list[
 
 
 def _check_range(min_words: int, max_words: int) -> None:
-    for name, value in (("min_words", min_words), ("max_words", max_words)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    positive_int("min_words", min_words)
+    positive_int("max_words", max_words)
     if min_words > max_words:
         raise ValueError(f"`min_words` ({min_words}) must not exceed `max_words` ({max_words}).")
 
@@ -67,8 +67,7 @@ def corpus_sentences(
     path=None reads the docstrings of the standard library's *.py files (sorted by path); a file is read
     as text; a directory, its *.txt files.
     """
-    if isinstance(max_sentences, bool) or not isinstance(max_sentences, int) or max_sentences < 1:
-        raise ValueError(f"`max_sentences` must be a positive integer, got {max_sentences!r}.")
+    positive_int("max_sentences", max_sentences)
     _check_range(min_words, max_words)
     seen: dict[str, None] = {}
     for text in _texts(path):
@@ -105,9 +104,8 @@ class SentenceSplits:
 
 def split_corpus(sentences: list[str], held_out: int, retrieval: int, seed: int = 0) -> SentenceSplits:
     """Shuffle with `seed` and cut: the first `held_out`, the next `retrieval`, the rest for training."""
-    for name, value in (("held_out", held_out), ("retrieval", retrieval)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+    non_negative_int("held_out", held_out)
+    non_negative_int("retrieval", retrieval)
     if held_out + retrieval >= len(sentences):
         raise ValueError(
             f"`held_out` + `retrieval` = {held_out + retrieval} leaves no training sentences out of {len(sentences)}."

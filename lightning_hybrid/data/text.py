@@ -8,8 +8,10 @@ import os
 import lightning.pytorch as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
+from typing_extensions import override
 
 from lightning_hybrid.data.corpora import read_bytes
+from lightning_hybrid.utils.checks import choice, in_open_unit, non_negative_int, positive_int
 
 TOKENIZERS = ("byte", "char")
 
@@ -75,13 +77,11 @@ class TextDataModule(pl.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if tokenizer not in TOKENIZERS:
-            raise ValueError(f"`tokenizer` must be one of {TOKENIZERS}, got {tokenizer!r}.")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"`val_fraction` must be in (0, 1), got {val_fraction!r}.")
+        choice("tokenizer", tokenizer, TOKENIZERS)
+        in_open_unit("val_fraction", val_fraction)
         for name, value in (("block_size", block_size), ("batch_size", batch_size), ("val_windows", val_windows)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            positive_int(name, value)
+        non_negative_int("num_workers", num_workers)
         self.save_hyperparameters()
         self.path, self.tokenizer, self.max_bytes = path, tokenizer, max_bytes
         self.block_size, self.batch_size, self.num_workers = block_size, batch_size, num_workers
@@ -110,6 +110,7 @@ class TextDataModule(pl.LightningDataModule):
             )
         return train, val
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         train, val = self._split()
         self.train_set = Windows(train, self.block_size, torch.arange(len(train) - self.block_size))
@@ -117,8 +118,10 @@ class TextDataModule(pl.LightningDataModule):
         starts = torch.linspace(0, last, min(self.val_windows, last + 1)).long()
         self.val_set = Windows(val, self.block_size, starts)
 
+    @override
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=True)
 
+    @override
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from lightning_hybrid.utils.checks import choice, non_negative, positive
+
 HIDDEN_LOSSES = ("mse", "cosine")
 
 
@@ -35,12 +37,6 @@ def hidden_distance(student: torch.Tensor, teacher: torch.Tensor, kind: str) -> 
     return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
 
 
-def _check_weight(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.")
-    return float(value)
-
-
 @dataclass
 class DistillLoss:
     """Weights and settings of the combined loss; `__call__` returns every component and the total."""
@@ -53,11 +49,9 @@ class DistillLoss:
 
     def __post_init__(self) -> None:
         for name in ("task_weight", "kl_weight", "hidden_weight"):
-            setattr(self, name, _check_weight(getattr(self, name), name))
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
-            raise ValueError(f"`temperature` must be a number > 0, got {self.temperature!r}.")
-        if self.hidden_loss not in HIDDEN_LOSSES:
-            raise ValueError(f"`hidden_loss` must be one of {HIDDEN_LOSSES}, got {self.hidden_loss!r}.")
+            setattr(self, name, non_negative(name, getattr(self, name)))
+        self.temperature = positive("temperature", self.temperature)
+        choice("hidden_loss", self.hidden_loss, HIDDEN_LOSSES)
         if self.kl_weight == 0 and self.hidden_weight == 0:
             raise ValueError("`kl_weight` and `hidden_weight` are both 0: nothing to learn from the teacher.")
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import lightning.pytorch as pl
 import torch
 from torch import nn
+from typing_extensions import override
 
 from lightning_hybrid.distill.capture import Capture, main_tensor, moved, named_layers
 from lightning_hybrid.distill.losses import DistillLoss
@@ -67,19 +68,24 @@ class Distillation(pl.LightningModule):
         self.teacher_dtype = teacher_dtype
         teacher.eval().requires_grad_(False)
 
+    @override
     def setup(self, stage: str) -> None:
         if not self.student.automatic_optimization:
             raise ValueError("Distillation needs a student with automatic optimization (it adds to its loss).")
 
+    @override
     def on_fit_start(self) -> None:
         self.teacher.to(device=self.teacher_device or self.device, dtype=self.teacher_dtype).eval()
 
+    @override
     def forward(self, *args, **kwargs):
         return self.student(*args, **kwargs)
 
+    @override
     def configure_optimizers(self):
         return self.student.configure_optimizers()
 
+    @override
     def training_step(self, batch, batch_idx: int):
         task, student = self._student_step(batch, batch_idx)
         args, kwargs = student.inputs
@@ -118,13 +124,16 @@ class Distillation(pl.LightningModule):
                     f"and teacher output {tuple(teacher_hidden[name].shape)} differ; pair layers of the same width."
                 )
 
+    @override
     def validation_step(self, batch, batch_idx: int):
         self.student._current_fx_name = self._current_fx_name
         return self.student.validation_step(batch, batch_idx)
 
+    @override
     def test_step(self, batch, batch_idx: int):
         self.student._current_fx_name = self._current_fx_name
         return self.student.test_step(batch, batch_idx)
 
+    @override
     def predict_step(self, batch, batch_idx: int):
         return self.student.predict_step(batch, batch_idx)

@@ -28,22 +28,11 @@ The residual g - s * code stays on the rank (GradientCompression keeps every ran
 import torch
 import torch.distributed as dist
 
+from lightning_hybrid.quant.pack import decode_2bit, pack_2bit
+from lightning_hybrid.utils.checks import choice, number
+
 WIRES = ("int8", "2bit")
 SCALES = ("parameter", "bucket")
-_SHIFTS = (0, 2, 4, 6)
-
-
-def pack_codes(codes: torch.Tensor) -> torch.Tensor:
-    """Ternary int8 codes (-1, 0, 1) as uint8, four a byte (code + 1 in two bits, first code lowest)."""
-    u = (codes.reshape(-1) + 1).to(torch.uint8)
-    u = torch.nn.functional.pad(u, (0, -u.numel() % 4)).view(-1, 4)
-    return u[:, 0] | (u[:, 1] << 2) | (u[:, 2] << 4) | (u[:, 3] << 6)
-
-
-def unpack_codes(packed: torch.Tensor, numel: int) -> torch.Tensor:
-    """The inverse of pack_codes: the first `numel` codes, int8."""
-    shifts = torch.tensor(_SHIFTS, dtype=torch.uint8, device=packed.device)
-    return ((packed.unsqueeze(-1) >> shifts) & 3).reshape(-1)[:numel].to(torch.int8) - 1
 
 
 def ternarize(x: torch.Tensor, scale: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -65,13 +54,8 @@ class TernGradState:
         wire: str = "int8",
         scale_per: str = "bucket",
     ) -> None:
-        if clip_sigma is not None and not clip_sigma > 0:
-            raise ValueError(f"`clip_sigma` must be > 0 or None (no bounding), got {clip_sigma!r}.")
-        if wire not in WIRES:
-            raise ValueError(f"`wire` must be one of {WIRES}, got {wire!r}.")
-        if scale_per not in SCALES:
-            raise ValueError(f"`scale_per` must be one of {SCALES}, got {scale_per!r}.")
-        self.wire, self.scale_per = wire, scale_per
+        number("clip_sigma", clip_sigma, 0, open_low=True, or_none=True)  # None: no bounding
+        self.wire, self.scale_per = choice("wire", wire, WIRES), choice("scale_per", scale_per, SCALES)
         self.seed, self.error_feedback, self.process_group = seed, error_feedback, process_group
         self.clip_sigma = clip_sigma
         self.residuals: dict[int, torch.Tensor] = {}
@@ -138,14 +122,14 @@ def terngrad_hook(state: TernGradState, bucket: dist.GradBucket) -> torch.future
 
 
 def _gather_packed(state: TernGradState, codes, grad, scale, world: int) -> torch.futures.Future[torch.Tensor]:
-    packed = pack_codes(codes)
+    packed = pack_2bit(codes)  # the packed export's 2-bit layout, over the flat bucket
     state.bytes_sent += packed.numel()
     gathered = [torch.empty_like(packed) for _ in range(world)]
     future = dist.all_gather(gathered, packed, group=state.process_group, async_op=True).get_future()
 
     def mean_gradient(fut: torch.futures.Future) -> torch.Tensor:
         fut.wait()
-        summed = torch.stack([unpack_codes(p, codes.numel()) for p in gathered]).sum(0, dtype=torch.int32)
+        summed = torch.stack([decode_2bit(p, codes.numel()) for p in gathered]).sum(0, dtype=torch.int32)
         return grad.copy_(summed.to(torch.float32).mul_(scale / world))
 
     return future.then(mean_gradient)

@@ -13,9 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_hybrid.utils.checks import number, positive_int
+
 
 @dataclass
 class GPTConfig:
+    """The transformer's sizes; `dropout` applies to attention, residual and embedding outputs."""
+
     vocab_size: int = 256
     block_size: int = 64
     n_layer: int = 4
@@ -25,13 +29,10 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            positive_int(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(f"`n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head}).")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"`dropout` must be in [0, 1), got {self.dropout!r}.")
+        number("dropout", self.dropout, 0, 1, open_high=True)
 
 
 class CausalSelfAttention(nn.Module):

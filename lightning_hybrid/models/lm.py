@@ -5,18 +5,20 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from typing_extensions import override
 
 from lightning_hybrid.models.gpt import GPT, GPTConfig
-from lightning_hybrid.optim import OPTIMIZERS, SCHEDULES, check_choice, lightning_optimizers
+from lightning_hybrid.optim import OptimizerSettings, lightning_optimizers
+from lightning_hybrid.utils.settings import pick
 
 
 class LanguageModel(pl.LightningModule):
     """Next-token language model. Defaults follow nanoGPT's shakespeare_char recipe (AdamW, betas
     (0.9, 0.99), weight decay 0.1 on matrices, 100 warm-up steps, cosine to lr / 10).
 
-    `optimizer` is one of lightning_hybrid.optim.OPTIMIZERS; `schedule` "cosine" (linear warm-up, cosine
-    decay) or "constant" (linear warm-up, then flat; schedule-free AdamW warms up by itself and gets
-    no scheduler at all).
+    The model arguments are GPTConfig's; lr, weight_decay, betas, warmup_steps, decay_steps,
+    min_lr_ratio, optimizer and schedule are lightning_hybrid.optim.OptimizerSettings'. They stay flat
+    arguments so that they are the module's hyperparameters (checkpoints, `model.lr=...` in Hydra).
     """
 
     def __init__(
@@ -37,13 +39,11 @@ class LanguageModel(pl.LightningModule):
         schedule: str = "cosine",
     ) -> None:
         super().__init__()
-        if not lr > 0:
-            raise ValueError(f"`lr` must be positive, got {lr!r}.")
-        check_choice(optimizer, OPTIMIZERS, "optimizer")
-        check_choice(schedule, SCHEDULES, "schedule")
         self.save_hyperparameters()
-        self.model = GPT(GPTConfig(vocab_size, block_size, n_layer, n_head, n_embd, dropout))
+        self.optimizer_settings = pick(OptimizerSettings, self.hparams)
+        self.model = GPT(pick(GPTConfig, self.hparams))
 
+    @override
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
 
@@ -52,13 +52,16 @@ class LanguageModel(pl.LightningModule):
         logits = self(x)
         return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
 
+    @override
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)
         self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    @override
     def validation_step(self, batch, batch_idx: int) -> None:
         self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
 
+    @override
     def configure_optimizers(self):
-        return lightning_optimizers(self, self.hparams)
+        return lightning_optimizers(self, self.optimizer_settings)

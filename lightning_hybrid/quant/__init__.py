@@ -1,8 +1,8 @@
 """Quantizers (reference), the BitLinear layer, module conversion, packing and the inference layer."""
 
-from lightning_hybrid.quant.convert import DEFAULT_HEAD_NAMES, ConversionReport, bit_linears, convert
+from lightning_hybrid.quant.convert import DEFAULT_HEAD_NAMES, ConversionReport, convert
 from lightning_hybrid.quant.inference import PackedBitLinear
-from lightning_hybrid.quant.linear import BitLinear
+from lightning_hybrid.quant.linear import BitLinear, bit_linears
 from lightning_hybrid.quant.metrics import QuantizationError
 
 __all__ = [

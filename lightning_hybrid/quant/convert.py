@@ -1,4 +1,6 @@
-"""Swap the nn.Linear layers of any module for BitLinear, with filters and an honest count."""
+"""Swap the nn.Linear layers of any module for BitLinear, with filters and an honest count.
+
+`bit_linears(model)` (quant/linear.py) finds them afterwards; quant/schedule.py sets their warm-up weight."""
 
 from __future__ import annotations
 
@@ -181,22 +183,3 @@ def selected_linears(
         if isinstance(m, nn.Linear)
         and (isinstance(m, BitLinear) or not _skip_reason(fqn, m, include_p, exclude_p, filter_fn, tied, functional))
     }
-
-
-def bit_linears(model: nn.Module) -> dict[str, BitLinear]:
-    """The BitLinear layers of `model` by fully qualified name."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, BitLinear)}
-
-
-def warmup_lambda(step: int, warmup_steps: int) -> float:
-    """Gradual-quantization weight lam in [0, 1]: linear from 0 at step 0 to 1 at `warmup_steps`."""
-    if warmup_steps <= 0:
-        return 1.0
-    return min(1.0, max(step, 0) / warmup_steps)
-
-
-def set_quant_lambda(layers: dict[str, BitLinear] | nn.Module, lam: float) -> None:
-    """Set the warm-up weight of every BitLinear (in a mapping, or anywhere in a module)."""
-    modules = bit_linears(layers).values() if isinstance(layers, nn.Module) else layers.values()
-    for layer in modules:
-        layer.quant_lambda = float(lam)

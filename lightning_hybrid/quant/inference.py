@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightning_hybrid.quant import kernels
-from lightning_hybrid.quant import pack as packing
+from lightning_hybrid.quant import formats, kernels
 from lightning_hybrid.quant import reference as ref
 
 
@@ -43,9 +42,10 @@ class PackedBitLinear(nn.Module):
         self._codes, self._codes_key = None, None
         self.in_features, self.out_features = in_features, out_features
         self.bits, self.layout, self.act_bits, self.weight_dtype = bits, layout, act_bits, weight_dtype
-        shape = packing.packed_shape(layout, (out_features, in_features))
+        self.width, self.storage = formats.width(bits), formats.layout(layout)
+        shape = self.storage.packed_shape((out_features, in_features))
         self.register_buffer("weight_packed", torch.zeros(shape, dtype=torch.uint8))
-        scales = out_features if bits in ref.INTEGER_BITS else 1
+        scales = out_features if self.width.per_row_scale else 1
         self.register_buffer("weight_scale", torch.ones(scales, dtype=torch.float32))
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
@@ -54,10 +54,7 @@ class PackedBitLinear(nn.Module):
         key = (self.weight_packed.data_ptr(), self.weight_packed._version, self.weight_packed.device)
         if self._codes_key == key:
             return self._codes
-        if self.layout == "2bit":  # load_packed has checked the bytes
-            codes = packing.decode_2bit(self.weight_packed, self.in_features).contiguous()
-        else:
-            codes = packing.unpack(self.weight_packed, self.layout, (self.out_features, self.in_features)).contiguous()
+        codes = self.storage.decoded(self.weight_packed, (self.out_features, self.in_features)).contiguous()
         if self.cache_codes:
             self._codes, self._codes_key = codes, key
         return codes
@@ -68,7 +65,7 @@ class PackedBitLinear(nn.Module):
 
     def unpacked_weight(self) -> torch.Tensor:
         codes = self.codes()
-        scale = self.weight_scale.reshape(-1, 1) if self.bits in ref.INTEGER_BITS else self.weight_scale[0]
+        scale = self.weight_scale.reshape(-1, 1) if self.width.per_row_scale else self.weight_scale[0]
         return ref.dequantize(codes, scale, self.weight_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,7 +82,7 @@ class PackedBitLinear(nn.Module):
 
             sums = int_sums(x_codes, self.codes())
         else:
-            sums = ref.code_sums(x_codes, self.codes(), ref.max_code(self.bits))
+            sums = ref.code_sums(x_codes, self.codes(), self.width.max_code)
         out = ref.scale_sums(sums, x_scale, self.weight_scale, self.bias, ref.output_dtype(x))
         return out.reshape(*x.shape[:-1], self.out_features)
 

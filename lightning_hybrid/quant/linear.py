@@ -71,3 +71,8 @@ class BitLinear(nn.Linear):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, bits={self.bits}, act_bits={self.act_bits}"
+
+
+def bit_linears(model: nn.Module) -> dict[str, BitLinear]:
+    """The BitLinear layers of `model` by fully qualified name."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, BitLinear)}

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 from torchmetrics import Metric
+from typing_extensions import override
 
 from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.linear import BitLinear
@@ -31,6 +32,7 @@ class QuantizationError(Metric):
         self.add_state("error_sum", default=torch.zeros(len(self.layer_names), dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("updates", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
+    @override
     def update(self, layers: Mapping[str, BitLinear] | nn.Module) -> None:
         """Add one measurement of every named layer (a mapping name -> BitLinear, or the whole model)."""
         if isinstance(layers, nn.Module):
@@ -42,6 +44,7 @@ class QuantizationError(Metric):
         self.error_sum += torch.stack(errors).to(self.error_sum)
         self.updates += 1
 
+    @override
     def compute(self) -> dict[str, torch.Tensor]:
         per_layer = (self.error_sum / self.updates.clamp_min(1)).float()
         result = dict(zip(self.layer_names, per_layer))

@@ -1,4 +1,5 @@
-"""Bit packing of quantized weight codes.
+"""Bit packing of quantized weight codes: one packer and unpacker per layout (quant/formats.py is the
+table of layouts that the export and the inference layer read).
 
 Layouts (the byte order is part of the file format, version 1):
   * "2bit":  4 codes a byte along each row's input dimension; code c in {-1, 0, 1} is stored as c + 1
@@ -20,8 +21,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-TERNARY_LAYOUTS = ("2bit", "base3")
-LAYOUTS = TERNARY_LAYOUTS + ("1bit", "4bit", "int8")
 _POW3 = torch.tensor([1, 3, 9, 27, 81], dtype=torch.int32)
 
 
@@ -115,51 +114,3 @@ def unpack_int8(packed: torch.Tensor) -> torch.Tensor:
     if bool((codes == -128).any()):
         raise CorruptPackError("an int8 code is -128, outside the symmetric range [-127, 127]")
     return codes
-
-
-def pack(codes: torch.Tensor, layout: str) -> torch.Tensor:
-    """Pack a 2-D code matrix (out, in) in `layout`."""
-    if layout == "2bit":
-        return pack_2bit(codes)
-    if layout == "base3":
-        return pack_base3(codes)
-    if layout == "1bit":
-        return pack_1bit(codes)
-    if layout == "4bit":
-        return pack_4bit(codes)
-    if layout == "int8":
-        return pack_int8(codes)
-    raise ValueError(f"`layout` must be one of {LAYOUTS}, got {layout!r}.")
-
-
-def unpack(packed: torch.Tensor, layout: str, shape: tuple[int, int]) -> torch.Tensor:
-    """Unpack to int8 codes of `shape` (out, in)."""
-    if layout == "2bit":
-        codes = unpack_2bit(packed, shape[1])
-    elif layout == "base3":
-        codes = unpack_base3(packed, shape[0] * shape[1])
-    elif layout == "1bit":
-        codes = unpack_1bit(packed, shape[1])
-    elif layout == "4bit":
-        codes = unpack_4bit(packed, shape[1])
-    elif layout == "int8":
-        codes = unpack_int8(packed)
-    else:
-        raise ValueError(f"`layout` must be one of {LAYOUTS}, got {layout!r}.")
-    return codes.reshape(shape)
-
-
-def packed_shape(layout: str, shape: tuple[int, int]) -> tuple[int, ...]:
-    """The uint8 shape `pack` produces for a code matrix of `shape`."""
-    out_f, in_f = shape
-    if layout == "2bit":
-        return (out_f, -(-in_f // 4))
-    if layout == "base3":
-        return (-(-(out_f * in_f) // 5),)
-    if layout == "1bit":
-        return (out_f, -(-in_f // 8))
-    if layout == "4bit":
-        return (out_f, -(-in_f // 2))
-    if layout == "int8":
-        return (out_f, in_f)
-    raise ValueError(f"`layout` must be one of {LAYOUTS}, got {layout!r}.")

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_hybrid.control.checks import positive, positive_int
-from lightning_hybrid.data.kmeans import kmeans
 from lightning_hybrid.quant import reference as ref
+from lightning_hybrid.utils.checks import positive, positive_int
+from lightning_hybrid.utils.kmeans import kmeans
 
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 

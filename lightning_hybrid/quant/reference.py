@@ -26,28 +26,21 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from lightning_hybrid.quant import formats
+from lightning_hybrid.utils.checks import integer
+
 # Guards the scale of an all-zero tensor (or all-zero token); BitNet b1.58 writes it as gamma + eps.
 EPS = 1e-5
 
-SUPPORTED_BITS = (1, 1.58, 2, 4, 8)
-INTEGER_BITS = (2, 4, 8)  # symmetric absmax per output channel
-
-
-def check_bits(bits: float, name: str = "bits") -> float:
-    """Return `bits` as one of SUPPORTED_BITS, or raise a ValueError that names the argument."""
-    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or bits not in SUPPORTED_BITS:
-        raise ValueError(
-            f"`{name}` must be one of {SUPPORTED_BITS}, got {bits!r}. Use 1.58 for BitNet b1.58 ternary weights, 1 "
-            "for BitNet binary weights, or 2, 4 or 8 for symmetric integer weights (mixed-precision plans)."
-        )
-    return 1.58 if bits == 1.58 else int(bits)
+# The widths, their quantizer kinds and their largest codes are quant/formats.py's table.
+SUPPORTED_BITS = formats.SUPPORTED_BITS
+INTEGER_BITS = formats.INTEGER_BITS  # symmetric absmax per output channel
+check_bits = formats.check_bits
 
 
 def check_act_bits(act_bits: int | None) -> int | None:
     """Return `act_bits` (an int in [2, 16] or None), or raise a ValueError that names the argument."""
-    if act_bits is not None and (isinstance(act_bits, bool) or not isinstance(act_bits, int) or not 2 <= act_bits <= 16):
-        raise ValueError(f"`act_bits` must be an integer in [2, 16] or None (no activation quantization), got {act_bits!r}.")
-    return act_bits
+    return integer("act_bits", act_bits, 2, 16, or_none=True)
 
 
 def weight_scale(w: torch.Tensor) -> torch.Tensor:
@@ -80,12 +73,12 @@ def integer_codes(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tenso
 
 def weight_codes(w: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes and scale for `bits`: a 0-d scale for 1 and 1.58 bits, one per row (out, 1) otherwise."""
-    bits = check_bits(bits)
-    if bits == 1:
+    width = formats.width(bits)
+    if width.quantizer == "binary":
         return binary_codes(w)
-    if bits == 1.58:
+    if width.quantizer == "ternary":
         return ternary_codes(w)
-    return integer_codes(w, int(bits))
+    return integer_codes(w, int(width.bits))
 
 
 def dequantize(codes: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -124,7 +117,7 @@ def activation_levels(x: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.T
 
 def max_code(bits: float) -> int:
     """The largest |code| of a weight quantizer: 1 for ternary, binary and 2 bits, else 2^(bits-1) - 1."""
-    return 1 if bits in (1, 1.58) else 2 ** (int(bits) - 1) - 1
+    return formats.width(bits).max_code
 
 
 def output_dtype(x: torch.Tensor) -> torch.dtype:

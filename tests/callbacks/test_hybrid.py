@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
 from helpers.hybrid import ScheduledClassifier, StepProbe, fit
 from helpers.models import classification_loader
@@ -69,10 +70,10 @@ def test_trust_region_bounds_every_step_with_accumulation_and_clipping():
     tr = TrustRegion(initial_radius=1e-3)
     fit([tr, probe], max_steps=8, accumulate_grad_batches=2, gradient_clip_val=0.5)
     assert len(probe.step_norms) == 8
-    radii_ok = [n <= 1e-3 * 2**8 * (1 + 1e-5) for n in probe.step_norms]  # radius can only double per window
-    assert all(radii_ok)
-    assert max(probe.step_norms) == pytest.approx(1e-3, rel=1e-4)  # AdamW at lr 1e-2 wants far more
-    assert tr.summary()["activation_rate"] == 1.0
+    # 8 steps never finish a 50-step window, so the radius stays 1e-3: every step is cut to exactly it
+    # (AdamW at lr 1e-2 wants far more).
+    assert probe.step_norms == pytest.approx([1e-3] * 8, rel=1e-4)
+    assert tr.summary()["active_rate"] == 1.0
 
 
 def test_a_non_finite_loss_skips_the_step_and_shrinks_the_radius():
@@ -144,13 +145,16 @@ def test_manual_optimization_calling_backward_directly_still_steps():
     assert len(set(log.lrs)) > 3  # the controller still read the gradients and moved the LR
 
 
-@pytest.mark.parametrize("callback", [TrustRegion(), AuxLRController()])
-def test_sharded_strategies_are_refused_in_setup(callback):
-    class FSDPStrategy:  # stands for lightning's; only the class name is consulted
-        pass
+class MyFSDP(FSDPStrategy):  # a user's subclass is still sharded
+    pass
 
-    with pytest.raises(ValueError, match="FSDPStrategy, which shards them"):
-        callback.setup(SimpleNamespace(strategy=FSDPStrategy()), None, "fit")
+
+@pytest.mark.parametrize("callback", [TrustRegion(), AuxLRController()])
+@pytest.mark.parametrize("strategy", [FSDPStrategy, MyFSDP])
+def test_sharded_strategies_are_refused_in_setup(callback, strategy):
+    with pytest.raises(ValueError, match=f"{strategy.__name__}, which shards them"):
+        callback.setup(SimpleNamespace(strategy=strategy()), None, "fit")
+    callback.setup(SimpleNamespace(strategy=DDPStrategy()), None, "fit")  # a replicated strategy passes
 
 
 def test_fit_end_prints_and_logs_the_summaries(caplog, tmp_path):
@@ -159,7 +163,7 @@ def test_fit_end_prints_and_logs_the_summaries(caplog, tmp_path):
         fit([AuxLRController(), TrustRegion()], max_steps=4, logger=logger)
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "AuxLRController: steps 4, skipped_steps 0, final_loss" in text and "mean_lr_multiplier" in text
-    assert "TrustRegion: steps 4" in text and "activation_rate" in text and "final_radius" in text
+    assert "TrustRegion: steps 4" in text and "active_rate" in text and "final_radius" in text
     metrics = (tmp_path / "metrics.csv").read_text()
     assert "auxlr_summary/mean_lr_multiplier" in metrics and "trust_summary/final_radius" in metrics
 
@@ -183,7 +187,7 @@ def test_cluster_ids_in_the_batch_reach_the_network():
     [
         (lambda: AuxLRController(mode="schedule"), "mode"),
         (lambda: AuxLRController(max_multiplier=0.5), "max_multiplier"),
-        (lambda: AuxLRController(horizon_decay=1.5), "trace_decay"),
+        (lambda: AuxLRController(horizon_decay=1.5), "`horizon_decay` must be a finite number in \\(0, 1\\), got 1.5"),
         (lambda: AuxLRController(signal="exact"), "signal"),
         (lambda: AuxLRController(learn_until=0.0), "learn_until"),
         (lambda: TrustRegion(max_growth=0.5), "max_growth"),

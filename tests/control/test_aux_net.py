@@ -46,7 +46,7 @@ def test_outputs_stay_within_their_bounds():
 @pytest.mark.parametrize(("hypergradient", "direction"), [(-0.1, 1), (0.1, -1)])
 def test_learns_in_the_direction_the_hypergradient_says(hypergradient, direction):
     # d loss / d log lr < 0 means a larger LR would have lowered the loss: the multiplier must rise.
-    learner = AuxLRLearner(lr=1e-2)
+    learner = AuxLRLearner(aux_lr=1e-2)
     x = torch.zeros(len(FEATURE_NAMES))
     for _ in range(50):
         learner.propose(x)
@@ -58,7 +58,7 @@ def test_learns_in_the_direction_the_hypergradient_says(hypergradient, direction
 
 
 def test_cut_steps_credit_the_radius_head_instead():
-    learner = AuxLRLearner(lr=1e-2)
+    learner = AuxLRLearner(aux_lr=1e-2)
     x = torch.zeros(len(FEATURE_NAMES))
     for _ in range(50):
         learner.propose(x)
@@ -102,8 +102,9 @@ def test_state_from_a_different_network_is_refused():
     [
         ({"max_multiplier": 1.0}, "max_multiplier"),
         ({"max_radius_scale": float("inf")}, "max_radius_scale"),
-        ({"lr": 0}, "aux_lr"),
-        ({"trace_decay": 0.0}, "trace_decay"),
+        ({"aux_lr": 0}, "aux_lr"),
+        ({"horizon_decay": 0.0}, "horizon_decay"),
+        ({"seed": 0.5}, "seed"),
         ({"hidden": 0}, "hidden"),
         ({"num_clusters": -1}, "num_clusters"),
     ],

@@ -77,7 +77,7 @@ def test_state_round_trip_continues_identically():
         b.update(theta)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"decay": 1.0}, "trace_decay"), ({"signal": "exact"}, "signal")])
+@pytest.mark.parametrize(("kwargs", "match"), [({"decay": 1.0}, "`decay`"), ({"signal": "exact"}, "signal")])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ParameterTrace(**kwargs)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lightning_hybrid.data.clustering import choose_k, silhouette
-from lightning_hybrid.data.kmeans import kmeans, nearest
+from lightning_hybrid.utils.kmeans import kmeans, nearest
 
 
 def _blobs(n=3000, k=5, d=16, spread=6.0, seed=0):

@@ -52,8 +52,8 @@ def test_directory_of_files(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"tokenizer": "bpe"}, r"`tokenizer` must be one of \('byte', 'char'\), got 'bpe'"),
-        ({"val_fraction": 1.0}, r"`val_fraction` must be in \(0, 1\), got 1.0"),
+        ({"tokenizer": "bpe"}, r"`tokenizer` must be one of 'byte', 'char'; got 'bpe'"),
+        ({"val_fraction": 1.0}, r"`val_fraction` must be a finite number in \(0, 1\), got 1.0"),
         ({"block_size": 0}, "`block_size` must be a positive integer, got 0"),
         ({"batch_size": 2.5}, "`batch_size` must be a positive integer, got 2.5"),
     ],

@@ -35,9 +35,9 @@ def test_total_weights_each_part():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"temperature": 0}, r"`temperature` must be a number > 0, got 0"),
-        ({"kl_weight": -1}, r"`kl_weight` must be a number >= 0, got -1"),
-        ({"hidden_loss": "l1"}, r"`hidden_loss` must be one of \('mse', 'cosine'\), got 'l1'"),
+        ({"temperature": 0}, r"`temperature` must be a positive finite number, got 0"),
+        ({"kl_weight": -1}, r"`kl_weight` must be a finite number >= 0, got -1"),
+        ({"hidden_loss": "l1"}, r"`hidden_loss` must be one of 'mse', 'cosine'; got 'l1'"),
         ({"kl_weight": 0}, "`kl_weight` and `hidden_weight` are both 0"),
     ],
 )

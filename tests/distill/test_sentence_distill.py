@@ -17,8 +17,8 @@ from lightning_hybrid.data.sentence_module import SentenceDataModule, sentence_l
 from lightning_hybrid.data.sentences import corpus_sentences, split_corpus
 from lightning_hybrid.distill.agreement import embed, mean_cosine
 from lightning_hybrid.distill.sentence import SentenceEncoder, SentenceStudent
+from lightning_hybrid.jobs.configs import config_dir
 from lightning_hybrid.quant.convert import convert
-from lightning_hybrid.train import config_dir
 
 pytest.importorskip("transformers")
 from helpers.tiny_bert import SENTENCES, save_tiny_bert, sentences_text  # noqa: E402
@@ -106,7 +106,7 @@ def test_job_config_keeps_its_own_quant_and_trainer_settings_and_optimizer_choic
 
 @pytest.mark.parametrize("float_dtype", ["null", "bf16"])
 def test_job_trains_evaluates_and_writes_a_packed_student_that_loads(bert_dir, tmp_path, float_dtype):
-    from lightning_hybrid.distill_minilm import run
+    from lightning_hybrid.jobs.distill_minilm import run
 
     text = tmp_path / "corpus.txt"
     text.write_text(sentences_text())

@@ -9,7 +9,6 @@ import torch
 
 from lightning_hybrid import GradientCompression
 from lightning_hybrid.distributed import TernGradState, ternarize
-from lightning_hybrid.distributed.terngrad import pack_codes, unpack_codes
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ddp_compression.py"
 
@@ -39,7 +38,7 @@ def test_error_feedback_adds_the_last_residual_and_survives_rebuilt_buckets():
 
 
 def test_bad_method_names_the_argument():
-    with pytest.raises(ValueError, match=r"`method` must be one of \('terngrad', 'fp16', 'none'\), got 'int4'"):
+    with pytest.raises(ValueError, match=r"`method` must be one of 'terngrad', 'fp16', 'none'; got 'int4'"):
         GradientCompression("int4")
 
 
@@ -72,7 +71,7 @@ def test_bounding_clips_each_piece_at_its_own_spread():
     torch.testing.assert_close(clipped[0], torch.tensor([0.0, 0.0, 0.0, float(a.std(correction=0))]))
     torch.testing.assert_close(clipped[1], b)  # within one standard deviation (1.0) already
     assert bounded([a], None)[0] is a
-    with pytest.raises(ValueError, match=r"`clip_sigma` must be > 0 or None \(no bounding\), got 0"):
+    with pytest.raises(ValueError, match=r"`clip_sigma` must be a positive finite number or None, got 0"):
         GradientCompression(clip_sigma=0)
 
 
@@ -97,14 +96,6 @@ def test_resuming_with_another_method_is_an_error():
         GradientCompression("terngrad").load_state_dict({"method": "fp16"})
 
 
-def test_packed_codes_round_trip_four_a_byte():
-    codes = torch.tensor([-1, 0, 1, 1, -1, 0, 0], dtype=torch.int8)
-    packed = pack_codes(codes)
-    # oracle: code + 1 in two bits, first code lowest: (0, 1, 2, 2) -> 0 + 4 + 32 + 128; (0, 1, 1, pad 0) -> 0 + 4 + 16
-    assert packed.tolist() == [164, 20] and packed.dtype == torch.uint8
-    torch.testing.assert_close(unpack_codes(packed, codes.numel()), codes, rtol=0, atol=0)
-
-
 @pytest.mark.slow
 def test_two_bit_wire_sends_a_quarter_and_gives_the_int8_wire_result_exactly(tmp_path):
     int8, packed = _ddp_run("terngrad", tmp_path / "int8")[0], _ddp_run("terngrad:2bit", tmp_path / "2bit")
@@ -118,7 +109,7 @@ def test_two_bit_wire_sends_a_quarter_and_gives_the_int8_wire_result_exactly(tmp
 
 
 def test_unknown_wire_is_named():
-    with pytest.raises(ValueError, match=r"`wire` must be one of \('int8', '2bit'\), got 'int4'"):
+    with pytest.raises(ValueError, match=r"`wire` must be one of 'int8', '2bit'; got 'int4'"):
         GradientCompression(wire="int4")
 
 
@@ -137,5 +128,5 @@ def test_one_scale_a_bucket_sends_fewer_scales_and_ranks_still_agree(tmp_path):
 
 
 def test_unknown_scale_granularity_is_named():
-    with pytest.raises(ValueError, match=r"`scale_per` must be one of \('parameter', 'bucket'\), got 'layer'"):
+    with pytest.raises(ValueError, match=r"`scale_per` must be one of 'parameter', 'bucket'; got 'layer'"):
         GradientCompression(scale_per="layer")

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from lightning_hybrid.quant import pack
+from lightning_hybrid.quant import formats
 from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.inference import PackedBitLinear
 from lightning_hybrid.quant.kernels import use_int8_cpu
@@ -16,7 +16,7 @@ def _layer(bits=1.58, act_bits=8, k=37, n=11, layout="2bit", cache_codes=True, s
     g = torch.Generator().manual_seed(seed)
     codes, scale = ref.weight_codes(torch.randn(n, k, generator=g), bits)
     layer = PackedBitLinear(k, n, bits, layout, act_bits, bias=torch.randn(n, generator=g), cache_codes=cache_codes)
-    layer.weight_packed.copy_(pack.pack(codes, layout))
+    layer.weight_packed.copy_(formats.pack(codes, layout))
     layer.weight_scale.copy_(scale.reshape(-1))
     return layer
 

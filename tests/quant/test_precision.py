@@ -14,7 +14,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning_hybrid import ClusteredTextDataModule, PrecisionAllocator, PrecisionPlan, TernaryQAT, load_packed, save_packed
 from lightning_hybrid.models import GPT, GPTConfig, LanguageModel
 from lightning_hybrid.quant import bit_linears, convert
-from lightning_hybrid.quant import pack as packing
 from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.precision import assign_bits, group_by_sensitivity
 
@@ -38,21 +37,6 @@ def test_more_bits_less_error():
     w = torch.randn(64, 128, generator=torch.Generator().manual_seed(0))
     errors = [float(ref.relative_error(w, b)) for b in (2, 4, 8)]
     assert errors[0] > errors[1] > errors[2] and errors[2] < 0.01
-
-
-@pytest.mark.parametrize(("layout", "low", "high"), [("4bit", -7, 7), ("int8", -127, 127), ("2bit", -1, 1)])
-def test_integer_layouts_round_trip_exactly(layout, low, high):
-    codes = torch.randint(low, high + 1, (5, 13), generator=torch.Generator().manual_seed(0)).to(torch.int8)
-    packed = packing.pack(codes, layout)
-    assert tuple(packed.shape) == packing.packed_shape(layout, (5, 13))
-    assert torch.equal(packing.unpack(packed, layout, (5, 13)), codes)
-
-
-def test_4bit_and_int8_reject_values_no_packer_writes():
-    with pytest.raises(packing.CorruptPackError, match="4-bit field holds 0"):
-        packing.unpack(torch.zeros(1, 2, dtype=torch.uint8), "4bit", (1, 4))
-    with pytest.raises(packing.CorruptPackError, match="int8 code is -128"):
-        packing.unpack(torch.full((1, 2), 128, dtype=torch.uint8), "int8", (1, 2))
 
 
 def _gpt(seed=0):

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from lightning_hybrid.distill_minilm import run
-from lightning_hybrid.train import config_dir
+from lightning_hybrid.jobs.configs import config_dir
+from lightning_hybrid.jobs.distill_minilm import run
 
 
 def main(bert_dir: str, corpus: str, out: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lightning_hybrid.benchmark.report import band, cells_by_workload, summarize
+from lightning_hybrid.harness.report import band, cells_by_workload, summarize
 
 
 def _pyplot():

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from typing_extensions import override
 
 
 class NonFiniteLossError(RuntimeError):
@@ -38,13 +39,16 @@ class RunRecorder(pl.Callback):
         self.peak_mem_mb = 0.0
         self._t0 = 0.0
 
+    @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if torch.cuda.is_available() and pl_module.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(pl_module.device)
 
+    @override
     def on_train_batch_start(self, *args: Any) -> None:
         self._t0 = time.perf_counter()
 
+    @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         self.step_times.append(time.perf_counter() - self._t0)
         loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
@@ -55,6 +59,7 @@ class RunRecorder(pl.Callback):
             self.curve.append((trainer.global_step, loss, float(lr)))
             self.peak_mem_mb = max(self.peak_mem_mb, self._memory_mb(pl_module))
 
+    @override
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit" or "val_loss" not in trainer.callback_metrics:
             return

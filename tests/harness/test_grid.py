@@ -1,6 +1,6 @@
 import pytest
 
-from lightning_hybrid.benchmark.grid import expand
+from lightning_hybrid.harness.grid import expand
 
 WORKLOADS = {
     "text": {"overrides": ["data.path={corpus}"]},

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lightning_hybrid.benchmark.recorder import NonFiniteLossError, RunRecorder
-from lightning_hybrid.benchmark.report import band, cells_by_workload, count_spikes, markdown, summarize
+from lightning_hybrid.harness.recorder import NonFiniteLossError, RunRecorder
+from lightning_hybrid.harness.report import band, cells_by_workload, count_spikes, markdown, summarize
 
 
 def _result(method, lr, seed, curve, status="ok", step_s=0.01):

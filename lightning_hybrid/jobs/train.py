@@ -1,0 +1,110 @@
+"""The main job: `python -m lightning_hybrid.train` (Hydra; configs in conf/)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig
+from safetensors.torch import save_model
+
+from lightning_hybrid.callbacks.qat import TernaryQAT
+from lightning_hybrid.distill import Distillation
+from lightning_hybrid.jobs.configs import build_callbacks, config_dir
+from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_run
+from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export
+
+
+def with_teacher(cfg: DictConfig, model: pl.LightningModule, vocab_size: int) -> pl.LightningModule:
+    """The module to fit: `model`, or a Distillation of the configured teacher run into it."""
+    distill = cfg.get("distill") or {}
+    if not distill.get("enabled"):
+        return model
+    settings = {k: distill[k] for k in distill if k not in ("enabled", "teacher_run")}
+    settings["hidden_pairs"] = dict(settings.get("hidden_pairs") or {})
+    return Distillation(model, teacher_from_run(distill.teacher_run, vocab_size), **settings)
+
+
+def _loss(metrics: dict[str, Any], key: str) -> float | None:
+    return round(float(metrics[key]), 4) if key in metrics else None
+
+
+def _bits(qat: TernaryQAT | None) -> str:
+    if qat is None:
+        return "32 (fp32)"
+    return f"mixed, {qat.average_bits():.3f} on average" if qat.plan_bits else str(qat.bits)
+
+
+def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
+    """Fit, validate, export; return the summary (also written to summary.json on rank 0).
+
+    `extra_callbacks` join the configured ones (the benchmark harness passes its recorder here).
+    """
+    output_dir = Path(output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
+    if cfg.get("init_from"):
+        load_run_weights(model, cfg.init_from, "init_from")
+    fitted = with_teacher(cfg, model, datamodule.vocab_size)
+    callbacks = build_callbacks(cfg) + list(extra_callbacks)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
+    trainer.fit(fitted, datamodule)
+    train_loss = _loss(trainer.callback_metrics, "train_loss")
+    val_loss = _loss(trainer.validate(fitted, datamodule, verbose=False)[0], "val_loss")
+    qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
+    summary: dict[str, Any] = {"steps": trainer.global_step, "train_loss": train_loss, "val_loss": val_loss, "bits": _bits(qat)}
+    if fitted is not model:
+        summary["teacher_run"] = str(cfg.distill.teacher_run)
+    if qat:
+        summary["quant_error_mean"] = round(float(qat.quantization_error()["mean"]), 4)
+    summary.update(callback_summaries(callbacks))
+    if trainer.is_global_zero:
+        save_model(model, output_dir / WEIGHTS)  # full precision (latent) weights: init_from and teachers read them
+        if qat:
+            path = output_dir / "model.packed.safetensors"
+            summary.update(packed_export(model, path, cfg.export_layout, cfg.get("export_float_dtype")))
+    return finish(summary, output_dir, trainer, describe(summary, output_dir))
+
+
+def describe(summary: dict[str, Any], output_dir: Path) -> str:
+    """The summary as the job prints it."""
+    rows = [
+        ("steps", summary["steps"]),
+        ("final train loss", summary["train_loss"]),
+        ("final val loss", summary["val_loss"]),
+        ("weight bits", summary["bits"]),
+    ]
+    if "quant_error_mean" in summary:
+        rows.append(("quant. error", f"{summary['quant_error_mean']} (mean ||W - Q(W)|| / ||W|| over quantized layers)"))
+    if "file_bytes" in summary:
+        rows += [
+            (
+                "packed export",
+                f"{summary['packed_file']} ({summary['file_bytes']} bytes, "
+                f"{summary['quantized_bits_per_weight']} bits per quantized weight)",
+            ),
+            (
+                "compression",
+                f"{summary['compression_vs_fp32']}x vs fp32, {summary['compression_vs_bf16']}x vs bf16 (whole model)",
+            ),
+        ]
+    rows.append(("run directory", f"{output_dir} (CSV metrics in csv/metrics.csv)"))
+    return format_summary("lightning_hybrid run summary", rows, label_width=17)
+
+
+@hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """Returns the final val loss: the objective of sweepers such as hydra-optuna-sweeper."""
+    return train(cfg, HydraConfig.get().runtime.output_dir)["val_loss"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""What every layer may use: argument checks and k-means (torch and the standard library only)."""
