@@ -82,8 +82,15 @@ def bootstrap_ratio(gram: torch.Tensor, base: torch.Tensor, draws: int = 1000, s
 
 def trained(model: LanguageModel, dm: ClusteredTextDataModule, steps: int) -> None:
     dm.policy = "random"
-    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, gradient_clip_val=1.0)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        gradient_clip_val=1.0,
+    )
     trainer.fit(model, dm)
 
 
@@ -114,11 +121,16 @@ def main() -> None:
                 low, high = bootstrap_ratio(gram, base)
                 shift = float((mean - base_mean).norm() / base_mean.norm())
                 row = {
-                    "num_clusters": k, "params_at": params_at, "policy": policy, "batches": len(gram),
+                    "num_clusters": k,
+                    "params_at": params_at,
+                    "policy": policy,
+                    "batches": len(gram),
                     "total_variance": round(total_variance(gram), 5),
                     "ratio_to_random": round(total_variance(gram) / total_variance(base), 3),
-                    "ratio_low": round(low, 3), "ratio_high": round(high, 3), "mean_shift": round(shift, 3),
-                }  # fmt: skip
+                    "ratio_low": round(low, 3),
+                    "ratio_high": round(high, 3),
+                    "mean_shift": round(shift, 3),
+                }
                 rows.append(row)
                 print(row, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

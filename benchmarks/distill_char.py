@@ -31,15 +31,29 @@ VARIANTS = {
     "scratch": [],
     "copy": ["init_from={teacher}"],
     "copy + distill": ["init_from={teacher}", "distill=teacher", "distill.teacher_run={teacher}"],
-    "copy + distill + hybrid": ["init_from={teacher}", "distill=teacher", "distill.teacher_run={teacher}", "callbacks=hybrid"],
+    "copy + distill + hybrid": [
+        "init_from={teacher}",
+        "distill=teacher",
+        "distill.teacher_run={teacher}",
+        "callbacks=hybrid",
+    ],
 }
 
 
 def run(run_dir: Path, overrides: list[str], args) -> dict:
     summary = run_dir / "summary.json"
     if not summary.is_file():
-        cmd = [sys.executable, "-m", "lightning_hybrid.train", "experiment=nanogpt_cpu", f"data.path={args.data}",
-               f"model.lr={args.lr}", f"trainer.max_steps={args.steps}", f"hydra.run.dir={run_dir}", *overrides]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "lightning_hybrid.train",
+            "experiment=nanogpt_cpu",
+            f"data.path={args.data}",
+            f"model.lr={args.lr}",
+            f"trainer.max_steps={args.steps}",
+            f"hydra.run.dir={run_dir}",
+            *overrides,
+        ]
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -74,12 +88,18 @@ def main() -> None:
 def write(teacher: dict, results: list, args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [{"variant": "teacher (fp32)", "seed": 0, "val_loss": teacher["val_loss"], "file_bytes": ""}]
-    rows += [{"variant": n, "seed": s, "val_loss": r["val_loss"], "file_bytes": r.get("file_bytes", "")} for n, s, r in results]
+    rows += [
+        {"variant": n, "seed": s, "val_loss": r["val_loss"], "file_bytes": r.get("file_bytes", "")}
+        for n, s, r in results
+    ]
     with open(args.out / "char.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    lines = [f"tinyshakespeare, nanoGPT CPU configuration, {args.steps} steps, base LR {args.lr}, seeds {args.seeds}", ""]
+    lines = [
+        f"tinyshakespeare, nanoGPT CPU configuration, {args.steps} steps, base LR {args.lr}, seeds {args.seeds}",
+        "",
+    ]
     lines += ["| student | final val loss (mean ± std) | per seed | packed file |", "|---|---|---|---|"]
     lines.append(f"| teacher (fp32) | {teacher['val_loss']:.3f} | | |")
     for name in VARIANTS:

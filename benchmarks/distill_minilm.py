@@ -44,12 +44,21 @@ VARIANTS = {  # name: (work directory, overrides, trained: one run a seed)
 def run(run_dir: Path, overrides: list[str], args) -> dict:
     summary = run_dir / "summary.json"
     if not summary.is_file():
-        cmd = [sys.executable, "-m", "lightning_hybrid.distill_minilm", f"trainer.max_steps={args.steps}",
-               f"model.lr={args.lr}", f"hydra.run.dir={run_dir}", *overrides]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "lightning_hybrid.distill_minilm",
+            f"trainer.max_steps={args.steps}",
+            f"model.lr={args.lr}",
+            f"hydra.run.dir={run_dir}",
+            *overrides,
+        ]
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         start = time.time()
         with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
-            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            subprocess.run(
+                cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+            )
         result = json.loads(summary.read_text())
         result["wall_s"] = round(time.time() - start)
         summary.write_text(json.dumps(result, indent=2) + "\n")
@@ -65,7 +74,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=HERE / "results/distill/work/minilm")
     parser.add_argument("--out", type=Path, default=HERE / "results/distill")
     args = parser.parse_args()
-    jobs = [(name, seed) for name, (_, _, trained) in VARIANTS.items() for seed in (args.seeds if trained else args.seeds[:1])]
+    jobs = [
+        (name, seed)
+        for name, (_, _, trained) in VARIANTS.items()
+        for seed in (args.seeds if trained else args.seeds[:1])
+    ]
 
     def one(job):
         name, seed = job
@@ -88,11 +101,13 @@ def write(results: list, args) -> None:
     first = results[0][2]
     n = first["sentences"]
     lines = [
-        f"all-MiniLM-L6-v2 -> ternary copy; stdlib docstring sentences ({n['train']} training, {n['held_out']} held-out, "
-        f"{n['retrieval']} retrieval); {args.steps} steps of batch 32, LR {args.lr}; seeds {args.seeds}; "
+        f"all-MiniLM-L6-v2 -> ternary copy; stdlib docstring sentences ({n['train']} training, "
+        f"{n['held_out']} held-out, {n['retrieval']} retrieval); {args.steps} steps of batch 32, LR {args.lr}; "
+        f"seeds {args.seeds}; "
         f"{args.jobs} runs at a time, one thread each",
         "",
-        "| model | mean cosine to teacher (held-out) | top-1 retrieval agreement | per seed (cosine / agreement) | on disk | wall time a run |",
+        "| model | mean cosine to teacher (held-out) | top-1 retrieval agreement | per seed (cosine / agreement) "
+        "| on disk | wall time a run |",
         "|---|---|---|---|---|---|",
         f"| teacher (fp32) | 1 | 1 | | {first['teacher_fp32_bytes']:,} B (fp32 tensors) | |",
     ]
@@ -102,7 +117,8 @@ def write(results: list, args) -> None:
         per_seed = ", ".join(f"{c:.4f} / {a:.3f}" for c, a in zip(cos, agree))
         wall = statistics.mean(r["wall_s"] for r in runs)
         lines.append(
-            f"| {name} | {_mean(cos, 4)} | {_mean(agree, 3)} | {per_seed} | {runs[0]['file_bytes']:,} B (packed) | {wall:.0f} s |"
+            f"| {name} | {_mean(cos, 4)} | {_mean(agree, 3)} | {per_seed} "
+            f"| {runs[0]['file_bytes']:,} B (packed) | {wall:.0f} s |"
         )
     (args.out / "minilm.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -41,7 +41,9 @@ class Probe(pl.Callback):
             row.update(multiplier=round(aux.learner.multiplier, 4), hypergradient_ema=round(aux.signals.hyper_ema, 5))
         if tr is not None:
             row.update(
-                radius=tr.core.effective_radius(), window_ratio=tr.core.ratio, activation_rate=round(tr.activation_rate(), 4)
+                radius=tr.core.effective_radius(),
+                window_ratio=tr.core.ratio,
+                activation_rate=round(tr.activation_rate(), 4),
             )
         self.rows.append(row)
         print(row, flush=True)
@@ -57,11 +59,18 @@ def main() -> None:
     args = parser.parse_intermixed_args()
     torch.set_num_threads(1)
     overrides = [
-        "experiment=nanogpt_cpu", "quant=ternary", f"data.path={args.data}", f"model.lr={args.lr}",
-        f"trainer.max_steps={args.steps}", f"trainer.val_check_interval={args.steps}", "callbacks.progress_bar=null",
-        "callbacks.checkpoint=null", "+trainer.enable_progress_bar=false", "+trainer.enable_checkpointing=false",
+        "experiment=nanogpt_cpu",
+        "quant=ternary",
+        f"data.path={args.data}",
+        f"model.lr={args.lr}",
+        f"trainer.max_steps={args.steps}",
+        f"trainer.val_check_interval={args.steps}",
+        "callbacks.progress_bar=null",
+        "callbacks.checkpoint=null",
+        "+trainer.enable_progress_bar=false",
+        "+trainer.enable_checkpointing=false",
         *args.overrides,
-    ]  # fmt: skip
+    ]
     probe = Probe()
     with initialize_config_dir(config_dir(), version_base="1.3"):
         summary = train(compose("train", overrides=overrides), args.out.with_suffix(""), extra_callbacks=[probe])

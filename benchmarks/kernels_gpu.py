@@ -104,7 +104,9 @@ def add_bandwidth(row: dict, device_name: str) -> dict:
 
 
 def training_step_ms(cfg: GPTConfig, mode: str, batch: int, steps: int, device: str) -> float:
-    os.environ["LIGHTNING_HYBRID_KERNELS"] = {"ternary_reference": "torch", "ternary_kernels": "triton"}.get(mode, "auto")
+    os.environ["LIGHTNING_HYBRID_KERNELS"] = {"ternary_reference": "torch", "ternary_kernels": "triton"}.get(
+        mode, "auto"
+    )
     torch.manual_seed(0)
     model = GPT(cfg).to(device)
     if mode != "unquantized":
@@ -160,7 +162,10 @@ def main() -> None:
     prefill = [gemm_row(k, n, m, device, graph) for k, n in shapes for m in ([16] if args.smoke else PREFILL_TOKENS)]
     cfg = GPTConfig(vocab_size=64, block_size=32, n_layer=1, n_head=2, n_embd=32) if args.smoke else GPT_124M
     modes = ("unquantized", "ternary_kernels", "ternary_reference")
-    steps = {m: training_step_ms(cfg, m, 2 if args.smoke else args.batch, 1 if args.smoke else args.steps, device) for m in modes}
+    steps = {
+        m: training_step_ms(cfg, m, 2 if args.smoke else args.batch, 1 if args.smoke else args.steps, device)
+        for m in modes
+    }
     report = {"environment": env, "decode": decode, "prefill": prefill, "training_step_ms": steps}
     report["gpt_parameters"] = sum(p.numel() for p in GPT(cfg).parameters())
     write(report, args.out)
@@ -171,14 +176,19 @@ def write(report: dict, out: Path) -> None:
     (out / "gpu.json").write_text(json.dumps(report, indent=1))
     env, lines = report["environment"], []
     lines += [f"# Kernels on {env.get('gpu', env['device'])}", "", f"`{json.dumps(env)}`", "", "## Decode, batch 1"]
-    lines += ["", "| in x out | torch bf16 ms | packed, bf16 act | packed, int8 act | speedup bf16 / int8 act | GB/s | of peak "]
+    lines += [
+        "",
+        "| in x out | torch bf16 ms | packed, bf16 act | packed, int8 act | speedup bf16 / int8 act | GB/s | of peak ",
+    ]
     lines[-1] += "| max rel err bf16 / int8 act |"
     lines += ["|---|---|---|---|---|---|---|---|"]
     for r in report["decode"]:
         frac = "n/a" if r["packed_peak_fraction"] is None else f"{r['packed_peak_fraction']:.0%}"
         lines.append(
-            f"| {r['in']}x{r['out']} | {r['torch_bf16_ms']:.4f} | {r['packed_bf16_act_ms']:.4f} | {r['packed_int8_act_ms']:.4f} "
-            f"| {r['speedup_packed_bf16_act']:.2f}x / {r['speedup_packed_int8_act']:.2f}x | {r['packed_GBps']:.0f} | {frac} "
+            f"| {r['in']}x{r['out']} | {r['torch_bf16_ms']:.4f} | {r['packed_bf16_act_ms']:.4f} "
+            f"| {r['packed_int8_act_ms']:.4f} "
+            f"| {r['speedup_packed_bf16_act']:.2f}x / {r['speedup_packed_int8_act']:.2f}x "
+            f"| {r['packed_GBps']:.0f} | {frac} "
             f"| {r['packed_bf16_act_max_rel_err']:.1e} / {r['packed_int8_act_max_rel_err']:.1e} |"
         )
     lines += [

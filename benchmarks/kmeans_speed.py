@@ -5,8 +5,9 @@ Points: a mixture of 1024 Gaussian blobs (unit noise around centres drawn with s
 method's time is its own fit plus the labels of all n points (lightning_hybrid and scikit-learn compute
 them in the fit; faiss's index search is timed for it), with defaults otherwise: lightning_hybrid 100
 mini-batch updates of 4096, faiss 25 Lloyd iterations on a 256-points-a-centre subsample,
-scikit-learn batches of 4096 until its early stopping. The mean squared distance of every point to its nearest returned centre
-is then computed the same way for all (lightning_hybrid.utils.kmeans.nearest), outside the timing.
+scikit-learn batches of 4096 until its early stopping. The mean squared distance of every point to its
+nearest returned centre is then computed the same way for all (lightning_hybrid.utils.kmeans.nearest),
+outside the timing.
 
     python benchmarks/kmeans_speed.py --n 1000000 --d 384 --k 256 --threads 2 \\
         --out benchmarks/results/clusters/kmeans_speed.csv
@@ -31,7 +32,9 @@ def points(n: int, d: int, seed: int = 0) -> torch.Tensor:
     x = torch.empty(n, d)
     for start in range(0, n, 100_000):
         stop = min(n, start + 100_000)
-        x[start:stop] = centres[torch.randint(1024, (stop - start,), generator=g)] + torch.randn(stop - start, d, generator=g)
+        x[start:stop] = centres[torch.randint(1024, (stop - start,), generator=g)] + torch.randn(
+            stop - start, d, generator=g
+        )
     return x
 
 
@@ -88,8 +91,15 @@ def main() -> None:
                 print(f"{name}: not installed ({err})")
                 continue
             _, dists = nearest(x, centroids.float())
-            row = {"method": name, "n": args.n, "d": args.d, "k": args.k, "threads": args.threads,
-                   "seconds": round(seconds, 1), "mean_sq_distance": round(float(dists.mean()), 3)}  # fmt: skip
+            row = {
+                "method": name,
+                "n": args.n,
+                "d": args.d,
+                "k": args.k,
+                "threads": args.threads,
+                "seconds": round(seconds, 1),
+                "mean_sq_distance": round(float(dists.mean()), 3),
+            }
             rows.append(row)
             print(row, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,9 @@ def fp32_file_bytes(model: torch.nn.Module) -> int:
 
 def packed_bytes(model: torch.nn.Module) -> tuple[int, int]:
     with tempfile.TemporaryDirectory() as d:
-        return save_packed(model, f"{d}/a", layout="2bit").file_bytes, save_packed(model, f"{d}/b", layout="base3").file_bytes
+        return save_packed(model, f"{d}/a", layout="2bit").file_bytes, save_packed(
+            model, f"{d}/b", layout="base3"
+        ).file_bytes
 
 
 def run(variant: str, lr: float, seed: int, args) -> dict:
@@ -119,17 +121,25 @@ def write_table(csv_path: Path, md_path: Path, command: str) -> None:
         else None
     )
     lines = [
-        "| variant | base LR | seeds | final val loss (mean ± std) | ms/step (median) | step time vs fp32 | file bytes (2-bit / base-3) |",
+        "| variant | base LR | seeds | final val loss (mean ± std) | ms/step (median) | step time vs fp32 "
+        "| file bytes (2-bit / base-3) |",
         "|---|---|---|---|---|---|---|",
     ]
     for (variant, lr), rs in sorted(groups.items(), key=lambda kv: (list(BITS).index(kv[0][0]), float(kv[0][1]))):
         vals = [float(r["final_val_loss"]) for r in rs]
         ms = statistics.mean(float(r["ms_per_step"]) for r in rs)
         std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-        size = rs[0]["file_bytes"] + (f" / {rs[0]['file_bytes_base3']}" if rs[0]["file_bytes_base3"] else " (fp32 safetensors)")
+        size = rs[0]["file_bytes"] + (
+            f" / {rs[0]['file_bytes_base3']}" if rs[0]["file_bytes_base3"] else " (fp32 safetensors)"
+        )
         ratio = f"{ms / fp32_ms:.2f}x" if fp32_ms else "n/a"
-        lines.append(f"| {variant} | {lr} | {len(rs)} | {statistics.mean(vals):.3f} ± {std:.3f} | {ms:.1f} | {ratio} | {size} |")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch thread), torch {torch.__version__}, lightning {pl.__version__}"
+        lines.append(
+            f"| {variant} | {lr} | {len(rs)} | {statistics.mean(vals):.3f} ± {std:.3f} | {ms:.1f} | {ratio} | {size} |"
+        )
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPU cores ({torch.get_num_threads()} torch thread), "
+        f"torch {torch.__version__}, lightning {pl.__version__}"
+    )
     md_path.write_text(f"Command: `{command}`\n\nMachine: {machine}\n\n" + "\n".join(lines) + "\n")
 
 
@@ -164,7 +174,9 @@ def main() -> None:
                         writer.writeheader()
                     writer.writerow(row)
     write_table(
-        csv_path, csv_path.with_suffix(".md"), "python benchmarks/nanogpt_cpu.py --data ../shared/data/tinyshakespeare.txt"
+        csv_path,
+        csv_path.with_suffix(".md"),
+        "python benchmarks/nanogpt_cpu.py --data ../shared/data/tinyshakespeare.txt",
     )
 
 

@@ -24,14 +24,26 @@ from lightning_hybrid.quant.convert import selected_linears
 
 
 def trained_fp32(data: str, steps: int, lr: float, seed: int) -> tuple[pl.LightningModule, list]:
-    overrides = ["experiment=nanogpt_cpu", "quant=fp32", f"data.path={data}", f"model.lr={lr}", f"trainer.max_steps={steps}"]
+    overrides = [
+        "experiment=nanogpt_cpu",
+        "quant=fp32",
+        f"data.path={data}",
+        f"model.lr={lr}",
+        f"trainer.max_steps={steps}",
+    ]
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     pl.seed_everything(seed)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
-    trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         limit_val_batches=0, gradient_clip_val=cfg.trainer.gradient_clip_val)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
+    )
     trainer.fit(model, datamodule)
     val = list(datamodule.val_dataloader())
     return model, val

@@ -37,12 +37,24 @@ METHODS = {  # name: the main job's overrides
 def run(method: str, args) -> Path:
     run_dir = (args.work / method.replace(", ", "_").replace(" ", "_")).resolve()
     if not (run_dir / "summary.json").is_file():
-        cmd = [sys.executable, "-m", "lightning_hybrid.train", "experiment=nanogpt_cpu", f"data.path={args.data}",
-               "trainer=ddp", "trainer.devices=2", "data.batch_size=6", f"trainer.max_steps={args.steps}",
-               *METHODS[method], f"hydra.run.dir={run_dir}"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "lightning_hybrid.train",
+            "experiment=nanogpt_cpu",
+            f"data.path={args.data}",
+            "trainer=ddp",
+            "trainer.devices=2",
+            "data.batch_size=6",
+            f"trainer.max_steps={args.steps}",
+            *METHODS[method],
+            f"hydra.run.dir={run_dir}",
+        ]
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
-            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            subprocess.run(
+                cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
+            )
     return run_dir
 
 
@@ -75,13 +87,17 @@ def write(rows: list[dict], curves: dict, args) -> None:
         writer.writeheader()
         writer.writerows(rows)
     fp32 = rows[0]["bytes_per_step"]
-    lines = [f"2 CPU processes (gloo), tinyshakespeare, nanoGPT CPU configuration, ternary weights, {args.steps} steps", ""]
+    lines = [
+        f"2 CPU processes (gloo), tinyshakespeare, nanoGPT CPU configuration, ternary weights, {args.steps} steps",
+        "",
+    ]
     lines += [
         "| gradient exchange | final val loss | bytes sent a step, per rank | fp32's bytes / these |",
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {r['method']} | {r['val_loss']:.3f} | {r['bytes_per_step']:,} | {fp32 / r['bytes_per_step']:.2f}x |" for r in rows
+        f"| {r['method']} | {r['val_loss']:.3f} | {r['bytes_per_step']:,} | {fp32 / r['bytes_per_step']:.2f}x |"
+        for r in rows
     ]
     (args.out / "ddp.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,4 +1,5 @@
-"""`python -m lightning_hybrid.bench` (`lightning-hybrid-bench`): the benchmark harness, lightning_hybrid/jobs/bench.py."""
+"""`python -m lightning_hybrid.bench` (`lightning-hybrid-bench`): the benchmark harness,
+lightning_hybrid/jobs/bench.py."""
 
 from lightning_hybrid.jobs.bench import grid, main, run_benchmark, run_one
 

@@ -168,7 +168,9 @@ def _float_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
     return FLOAT_DTYPES[choice("float_dtype", value, (None, *FLOAT_DTYPES, *FLOAT_DTYPES.values()))]
 
 
-def _unquantized_tensors(state: dict[str, torch.Tensor], quantized: set[str], dtype: torch.dtype | None) -> tuple[dict, dict]:
+def _unquantized_tensors(
+    state: dict[str, torch.Tensor], quantized: set[str], dtype: torch.dtype | None
+) -> tuple[dict, dict]:
     tensors, aliases, owner = {}, {}, {}
     for key, t in state.items():
         if key in quantized:
@@ -238,13 +240,17 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, s
             metadata = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise PackedFileError(f"{os.fspath(path)!r} is not a readable packed file (truncated or corrupt?): {err}") from err
+        raise PackedFileError(
+            f"{os.fspath(path)!r} is not a readable packed file (truncated or corrupt?): {err}"
+        ) from err
     return tensors, metadata
 
 
 def _check_header(metadata: dict[str, str], path) -> None:
     if metadata.get("format") != FORMAT:
-        raise PackedFileError(f"{os.fspath(path)!r} is not a lightning_hybrid packed file (format={metadata.get('format')!r}).")
+        raise PackedFileError(
+            f"{os.fspath(path)!r} is not a lightning_hybrid packed file (format={metadata.get('format')!r})."
+        )
     version = metadata.get("format_version")
     if version not in READABLE_VERSIONS:
         raise PackedFileError(

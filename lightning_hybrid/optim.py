@@ -57,7 +57,9 @@ def _require(module: str, name: str):
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"optimizer={name!r} needs the {module!r} package: pip install 'lightning_hybrid[bench]'") from err
+        raise ImportError(
+            f"optimizer={name!r} needs the {module!r} package: pip install 'lightning_hybrid[bench]'"
+        ) from err
 
 
 def make_optimizer(

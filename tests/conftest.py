@@ -13,5 +13,6 @@ import pytest  # noqa: E402
 @pytest.fixture(autouse=True)
 def _one_thread():
     # Tiny test models gain nothing from threads, and on a busy 2-core machine OpenMP spinning makes
-    # them many times slower (measured: a 100-step test took 33 s with 2 threads and 0.8 s with 1 while a benchmark ran).
+    # them many times slower (measured: a 100-step test took 33 s with 2 threads and 0.8 s with 1
+    # while a benchmark ran).
     torch.set_num_threads(1)

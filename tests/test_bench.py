@@ -25,7 +25,9 @@ def test_quick_mode_runs_the_grid_reports_plots_and_resumes(tmp_path):
     assert first.stdout.count("smoke_ternary/") == 14  # 3 methods x 2 LRs x 2 seeds + prodigy x 2 seeds
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 14 and all(r["status"] == "ok" for r in rows)
-    assert all(float(r["median_step_s"]) > 0 and float(r["quant_error_mean"]) > 0 and int(r["file_bytes"]) > 0 for r in rows)
+    assert all(
+        float(r["median_step_s"]) > 0 and float(r["quant_error_mean"]) > 0 and int(r["file_bytes"]) > 0 for r in rows
+    )
     summary = (out / "summary.md").read_text()
     assert "14 of 14 runs finished" in summary and "| adamw_cosine | 0.01 |" in summary and "steps to target" in summary
     hybrid = json.loads((out / "runs" / "smoke_ternary" / "hybrid" / "lr0.01" / "seed0" / "result.json").read_text())

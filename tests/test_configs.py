@@ -32,7 +32,9 @@ def test_config_dir_is_the_top_level_conf_in_a_checkout():
 
 
 def test_groups_listed_in_the_defaults_exist():
-    assert {"model", "data", "quant", "trainer", "callbacks", "experiment"} <= {p.name for p in CONF.iterdir() if p.is_dir()}
+    assert {"model", "data", "quant", "trainer", "callbacks", "experiment"} <= {
+        p.name for p in CONF.iterdir() if p.is_dir()
+    }
 
 
 @pytest.mark.parametrize("option", _options("model"))

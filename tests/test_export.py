@@ -197,7 +197,9 @@ def _rewrite_metadata(path, **changes):
 
 def test_unknown_format_version_is_an_error(packed_file):
     _rewrite_metadata(packed_file, format_version="99")
-    with pytest.raises(PackedFileError, match="has packed format version '99'; this lightning_hybrid reads versions 1, 2"):
+    with pytest.raises(
+        PackedFileError, match="has packed format version '99'; this lightning_hybrid reads versions 1, 2"
+    ):
         load_packed(_gpt(), packed_file)
 
 

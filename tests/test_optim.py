@@ -17,14 +17,18 @@ def test_schedules():
     assert warmup_constant(500, 100) == 1.0 and warmup_constant(49, 99) == 0.5
 
 
-@pytest.mark.parametrize("name,cls", [("adamw", "AdamW"), ("schedulefree_adamw", "AdamWScheduleFree"), ("prodigy", "Prodigy")])
+@pytest.mark.parametrize(
+    "name,cls", [("adamw", "AdamW"), ("schedulefree_adamw", "AdamWScheduleFree"), ("prodigy", "Prodigy")]
+)
 def test_make_optimizer(name, cls):
     groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "weight_decay": 0.1}]
     assert type(make_optimizer(name, groups, 1e-3, (0.9, 0.99), 10)).__name__ == cls
 
 
 def test_unknown_optimizer_and_schedule_are_value_errors():
-    with pytest.raises(ValueError, match=r"`optimizer` must be one of 'adamw', 'schedulefree_adamw', 'prodigy'; got 'sgd'"):
+    with pytest.raises(
+        ValueError, match=r"`optimizer` must be one of 'adamw', 'schedulefree_adamw', 'prodigy'; got 'sgd'"
+    ):
         LanguageModel(optimizer="sgd")
     with pytest.raises(ValueError, match=r"`schedule` must be one of 'cosine', 'constant'; got 'linear'"):
         LanguageModel(schedule="linear")
@@ -39,9 +43,16 @@ def test_schedulefree_mode_switches_around_validation_and_ends_in_eval(tmp_path)
         vocab_size=256, block_size=16, n_layer=1, n_head=2, n_embd=16, optimizer="schedulefree_adamw", warmup_steps=2
     )
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=12, val_check_interval=5, callbacks=[ScheduleFreeMode()], logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+        accelerator="cpu",
+        max_steps=12,
+        val_check_interval=5,
+        callbacks=[ScheduleFreeMode()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, data)
     assert trainer.global_step == 12
     assert trainer.optimizers[0].param_groups[0]["train_mode"] is False

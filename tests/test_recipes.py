@@ -11,10 +11,12 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 @pytest.mark.slow
 def test_own_module_recipe_runs_and_round_trips_exactly(tmp_path):
     script = RECIPES / "own_module" / "train_own_module.py"
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, str(script), "--out", "exports"]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "packed model reproduces the QAT model exactly: True" in result.stdout
-    assert (tmp_path / "my_model.packed.safetensors").exists()
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["my_model.packed.safetensors"]
+    assert (tmp_path / "exports" / "my_model.packed.safetensors").exists()  # where --out said, nothing else
 
 
 def test_every_recipe_documents_its_command_runtime_and_output():

@@ -73,7 +73,14 @@ def test_main_job_fp32_writes_no_export(tmp_path):
 
 
 def test_main_job_missing_data_path_names_it(tmp_path):
-    cmd = [sys.executable, "-m", "lightning_hybrid.train", f"hydra.run.dir={tmp_path}", *SMOKE, "data.path=/no/such/corpus"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        f"hydra.run.dir={tmp_path}",
+        *SMOKE,
+        "data.path=/no/such/corpus",
+    ]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "`path` '/no/such/corpus' does not exist" in result.stderr
@@ -82,7 +89,17 @@ def test_main_job_missing_data_path_names_it(tmp_path):
 @pytest.mark.slow
 def test_wheel_ships_the_configs_and_runs_the_main_job_when_installed(tmp_path):
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -131,8 +148,15 @@ def test_main_job_distills_a_finished_run_into_its_ternary_copy(tmp_path):
 
 
 def test_distillation_from_a_directory_that_is_not_a_run_names_the_setting(tmp_path):
-    cmd = [sys.executable, "-m", "lightning_hybrid.train", f"hydra.run.dir={tmp_path / 'run'}", *SMOKE, "distill=teacher",
-           f"distill.teacher_run={tmp_path}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *SMOKE,
+        "distill=teacher",
+        f"distill.teacher_run={tmp_path}",
+    ]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "`distill.teacher_run`=" in result.stderr and "has no .hydra/config.yaml" in result.stderr
@@ -140,8 +164,16 @@ def test_distillation_from_a_directory_that_is_not_a_run_names_the_setting(tmp_p
 
 @pytest.mark.slow
 def test_multirun_sweeps_write_one_directory_per_job(tmp_path):
-    cmd = [sys.executable, "-m", "lightning_hybrid.train", "--multirun", f"hydra.sweep.dir={tmp_path}", *SMOKE,
-           "trainer.max_steps=4", "quant=ternary,binary"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        "--multirun",
+        f"hydra.sweep.dir={tmp_path}",
+        *SMOKE,
+        "trainer.max_steps=4",
+        "quant=ternary,binary",
+    ]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     bits = sorted(json.loads((tmp_path / str(job) / "summary.json").read_text())["bits"] for job in (0, 1))
@@ -150,11 +182,22 @@ def test_multirun_sweeps_write_one_directory_per_job(tmp_path):
 
 @pytest.mark.slow
 def test_optuna_sweeper_minimizes_the_val_loss_the_job_returns(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the sweep extra: pip install 'lightning_hybrid[sweep]'")
+    pytest.importorskip(
+        "hydra_plugins.hydra_optuna_sweeper", reason="the sweep extra: pip install 'lightning_hybrid[sweep]'"
+    )
     import yaml
 
-    cmd = [sys.executable, "-m", "lightning_hybrid.train", "--multirun", "hydra/sweeper=lr_search", "hydra.sweeper.n_trials=2",
-           f"hydra.sweep.dir={tmp_path}", *SMOKE, "trainer.max_steps=4"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        "--multirun",
+        "hydra/sweeper=lr_search",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={tmp_path}",
+        *SMOKE,
+        "trainer.max_steps=4",
+    ]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     trials = [json.loads((tmp_path / str(job) / "summary.json").read_text()) for job in (0, 1)]

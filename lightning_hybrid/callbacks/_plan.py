@@ -38,5 +38,7 @@ def step_loss(module: pl.LightningModule, batch: Any) -> torch.Tensor:
         module.log, module.log_dict = log, log_dict  # type: ignore[method-assign]
     loss = out["loss"] if isinstance(out, dict) else out
     if not isinstance(loss, torch.Tensor):
-        raise ValueError(f"training_step returned {type(out).__name__}, not a loss tensor: give PrecisionAllocator(loss_fn=...).")
+        raise ValueError(
+            f"training_step returned {type(out).__name__}, not a loss tensor: give PrecisionAllocator(loss_fn=...)."
+        )
     return loss

@@ -99,7 +99,8 @@ class ScaledLR:
         self.replace = replace
         if [len(s) for s in self.scheduled] != [len(o.param_groups) for o in optimizers]:  # fresh run
             self.scheduled = [
-                [float(g.get("initial_lr", g["lr"]) if replace else g["lr"]) for g in o.param_groups] for o in optimizers
+                [float(g.get("initial_lr", g["lr"]) if replace else g["lr"]) for g in o.param_groups]
+                for o in optimizers
             ]
         self._write(optimizers, self.multiplier)
 
@@ -138,6 +139,7 @@ class ScaledLR:
         keys = [k.split(".") for k in state if k.startswith("lr.") and k != "lr.multiplier"]
         n_opt = 1 + max((int(k[1]) for k in keys), default=-1)
         self.scheduled = [
-            [float(state[f"lr.{i}.{j}"]) for j in range(1 + max(int(k[2]) for k in keys if int(k[1]) == i))] for i in range(n_opt)
+            [float(state[f"lr.{i}.{j}"]) for j in range(1 + max(int(k[2]) for k in keys if int(k[1]) == i))]
+            for i in range(n_opt)
         ]
         self.multiplier = float(state.get("lr.multiplier", 1.0))

@@ -131,7 +131,9 @@ class AuxLRController(pl.Callback):
 
     # -- per step -------------------------------------------------------------------------------------
     @override
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if not self.learner.net.num_clusters:
             return
         own = _cluster_id(batch, self.cluster_key)
@@ -226,7 +228,9 @@ class AuxLRController(pl.Callback):
         self.learner.load_state_dict(state)
         self.signals.load_state_dict(state)
         self.lrs.load_state_dict(state)
-        self._restored_trace = {k: v for k, v in state.items() if k.startswith("trace")}  # placed on the devices at fit start
+        self._restored_trace = {
+            k: v for k, v in state.items() if k.startswith("trace")
+        }  # placed on the devices at fit start
 
 
 def _cluster_id(batch: Any, key: str) -> int | None:
@@ -238,4 +242,6 @@ def _cluster_id(batch: Any, key: str) -> int | None:
         return Counter(int(v) for v in values).most_common(1)[0][0] if values else None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    raise ValueError(f"the batch's `{key}` must be an int or an integer tensor of cluster ids, got {type(value).__name__}.")
+    raise ValueError(
+        f"the batch's `{key}` must be an int or an integer tensor of cluster ids, got {type(value).__name__}."
+    )

@@ -65,14 +65,17 @@ class GradientCompression(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit" and not isinstance(trainer.strategy, DDPStrategy):
             raise ValueError(
-                f"GradientCompression needs a DDP strategy (trainer=ddp, strategy='ddp'), got {type(trainer.strategy).__name__}."
+                "GradientCompression needs a DDP strategy (trainer=ddp, strategy='ddp'), "
+                f"got {type(trainer.strategy).__name__}."
             )
 
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         model = trainer.strategy.model
         if not isinstance(model, DistributedDataParallel):
-            raise RuntimeError(f"GradientCompression found no DistributedDataParallel model, got {type(model).__name__}.")
+            raise RuntimeError(
+                f"GradientCompression found no DistributedDataParallel model, got {type(model).__name__}."
+            )
         if self.method == "terngrad":
             self.state, hook = self._new_state(), terngrad_hook
         else:
@@ -97,7 +100,8 @@ class GradientCompression(pl.Callback):
         saved = state_dict.get("method", self.method)
         if saved != self.method:
             raise ValueError(
-                f"The checkpoint was trained with GradientCompression(method={saved!r}), this callback has {self.method!r}."
+                f"The checkpoint was trained with GradientCompression(method={saved!r}), "
+                f"this callback has {self.method!r}."
             )
         self._restored = dict(state_dict)
 
@@ -116,8 +120,8 @@ class GradientCompression(pl.Callback):
         saved, self._restored = self._restored, None
         if saved.get("world_size", trainer.world_size) != trainer.world_size:
             rank_zero_warn(
-                f"GradientCompression: the checkpoint has TernGrad residuals of {saved['world_size']} ranks, this run has "
-                f"{trainer.world_size}; they restart at zero."
+                f"GradientCompression: the checkpoint has TernGrad residuals of {saved['world_size']} ranks, "
+                f"this run has {trainer.world_size}; they restart at zero."
             )
             return
         rank = trainer.global_rank
@@ -125,7 +129,9 @@ class GradientCompression(pl.Callback):
             if key.startswith("residual."):
                 self.state.residuals[int(key.removeprefix("residual."))] = value[rank].to(device, copy=True)
             elif key == f"generator.{device.type}":
-                self.state.generator(device).set_state(value[rank].clone())  # own storage: set_state ignores view offsets
+                self.state.generator(device).set_state(
+                    value[rank].clone()
+                )  # own storage: set_state ignores view offsets
 
     @override
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

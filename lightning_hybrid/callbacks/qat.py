@@ -60,7 +60,7 @@ class TernaryQAT(pl.Callback):
         self.include, self.exclude = include, exclude
         self.warmup_steps = non_negative_int("warmup_steps", warmup_steps)
         self.act_bits = ref.check_act_bits(act_bits)
-        self.log_every_n_steps = integer("log_every_n_steps", log_every_n_steps, 1, or_none=True)
+        self.log_every_n_steps = integer("log_every_n_steps", log_every_n_steps, 1, allowed=(None,))
         self.quant_lambda = warmup_lambda(0, self.warmup_steps)
         self.plan = plan
         self.plan_bits: dict[str, float] | None = _fixed_plan(plan)
@@ -71,7 +71,9 @@ class TernaryQAT(pl.Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.report = convert(pl_module, self.bits, self.include, self.exclude, act_bits=self.act_bits, plan=self.plan_bits)
+        self.report = convert(
+            pl_module, self.bits, self.include, self.exclude, act_bits=self.act_bits, plan=self.plan_bits
+        )
         if self.report.converted:  # a later stage (validate after fit) finds them converted: stay quiet
             rank_zero_info(f"TernaryQAT(bits={self.bits}): {self.report.describe()}")
         self._layers = bit_linears(pl_module)
@@ -113,7 +115,9 @@ class TernaryQAT(pl.Callback):
         return sum(layer.weight.numel() * layer.bits for layer in layers) / max(total, 1)
 
     @override
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self.quant_lambda = warmup_lambda(trainer.global_step, self.warmup_steps)
         set_quant_lambda(self._layers, self.quant_lambda)
 
@@ -125,12 +129,16 @@ class TernaryQAT(pl.Callback):
             return
         self._last_logged_step = step
         pl_module.log("quant/lambda", self.quant_lambda, on_step=True, on_epoch=False)
-        pl_module.log_dict({f"quant_error/{k}": v for k, v in self.quantization_error().items()}, on_step=True, on_epoch=False)
+        pl_module.log_dict(
+            {f"quant_error/{k}": v for k, v in self.quantization_error().items()}, on_step=True, on_epoch=False
+        )
 
     def quantization_error(self) -> dict:
         """Current ||W - Q(W)|| / ||W|| per quantized layer and its mean."""
         if self._metric is None:
-            raise RuntimeError("TernaryQAT.quantization_error() needs the converted model: call it after the Trainer's setup.")
+            raise RuntimeError(
+                "TernaryQAT.quantization_error() needs the converted model: call it after the Trainer's setup."
+            )
         self._metric.reset()
         self._metric.update(self._layers)
         return self._metric.compute()

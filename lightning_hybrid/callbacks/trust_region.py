@@ -74,12 +74,16 @@ class TrustRegion(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if len(trainer.optimizers) != 1:
             raise ValueError(
-                f"TrustRegion bounds the step of one optimizer; configure_optimizers returned {len(trainer.optimizers)}. "
-                "Put the parameters in one optimizer (param groups may differ) or drop TrustRegion."
+                "TrustRegion bounds the step of one optimizer; configure_optimizers returned "
+                f"{len(trainer.optimizers)}. Put the parameters in one optimizer (param groups may differ) "
+                "or drop TrustRegion."
             )
         optimizer = trainer.optimizers[0]
         self._params = trainable([optimizer])
-        self._handles = [optimizer.register_step_pre_hook(self._before_step), optimizer.register_step_post_hook(self._after_step)]
+        self._handles = [
+            optimizer.register_step_pre_hook(self._before_step),
+            optimizer.register_step_post_hook(self._after_step),
+        ]
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -162,5 +166,7 @@ class TrustRegion(pl.Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         scope = self.core.settings.scope
         if state.get("scope", scope) != scope:
-            raise ValueError(f"the checkpoint was written with scope={state['scope']!r}; this TrustRegion has scope={scope!r}.")
+            raise ValueError(
+                f"the checkpoint was written with scope={state['scope']!r}; this TrustRegion has scope={scope!r}."
+            )
         self.core.load_state_dict(state)

@@ -36,10 +36,18 @@ CLUSTER_DIM = 4
 
 
 class AuxNetwork:
-    def __init__(self, n_features: int = len(FEATURE_NAMES), hidden: int = 32, num_clusters: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self, n_features: int = len(FEATURE_NAMES), hidden: int = 32, num_clusters: int = 0, seed: int = 0
+    ) -> None:
         self.n_features, self.hidden, self.num_clusters = n_features, hidden, num_clusters
         n_in = n_features + (CLUSTER_DIM if num_clusters else 0)
-        self.shapes = {"w1": (hidden, n_in), "b1": (hidden,), "w2": (2, hidden), "b2": (2,), "emb": (num_clusters, CLUSTER_DIM)}
+        self.shapes = {
+            "w1": (hidden, n_in),
+            "b1": (hidden,),
+            "w2": (2, hidden),
+            "b2": (2,),
+            "emb": (num_clusters, CLUSTER_DIM),
+        }
         self.numel = sum(math.prod(s) for s in self.shapes.values())
         gen = torch.Generator().manual_seed(seed)
         parts = {

@@ -41,7 +41,9 @@ class SignalTracker:
         if math.isfinite(loss):  # an unknown loss (nan) leaves the loss signals as they were
             self._update_loss(loss)
         log_grad = math.log(max(grad_norm, 1e-12))
-        self.log_grad_ema = log_grad if self.log_grad_ema is None else self.log_grad_ema + 0.05 * (log_grad - self.log_grad_ema)
+        self.log_grad_ema = (
+            log_grad if self.log_grad_ema is None else self.log_grad_ema + 0.05 * (log_grad - self.log_grad_ema)
+        )
         self.last_log_grad = log_grad
         self.hyper_ema += 0.05 * (cosine - self.hyper_ema)
 
@@ -55,7 +57,9 @@ class SignalTracker:
             self.log_loss_ema += (1 - self.loss_decay) * (log_loss - previous)
             self.slope += (1 - self.slope_decay) * ((self.log_loss_ema - previous) - self.slope)
 
-    def features(self, displacement: float, progress: float, last_multiplier: float, last_radius: float) -> torch.Tensor:
+    def features(
+        self, displacement: float, progress: float, last_multiplier: float, last_radius: float
+    ) -> torch.Tensor:
         """`last_multiplier` and `last_radius` are the network's last outputs divided by their bounds."""
         log_disp = math.log(max(displacement, 1e-8))
         values = (

@@ -112,7 +112,9 @@ class ParameterTrace:
             for f, p in zip(self.fast, params):
                 f.lerp_(p.detach().float(), 1.0 - self.fast_decay)
             if len(self.ema) != len(params):
-                raise ValueError(f"the parameter list changed: the trace holds {len(self.ema)} tensors, got {len(params)}.")
+                raise ValueError(
+                    f"the parameter list changed: the trace holds {len(self.ema)} tensors, got {len(params)}."
+                )
             for e, p in zip(self.ema, params):
                 e.lerp_(p.detach().float(), 1.0 - self.decay)
 

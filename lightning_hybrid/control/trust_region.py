@@ -11,8 +11,9 @@ first-order model predicts the decrease pred_t = -g_t . dtheta_t; consecutive ba
 unbiased but noisy estimate of the actual decrease. One step's actual decrease is lost in batch noise
 (ternary char-level GPT, AdamW at 1e-2, steps 500-1500: batch-loss std 0.053 against a decrease of
 0.0005 a step), so the test runs on windows of `window` steps: actual = (loss EMA at the window's
-start) - (loss EMA now), predicted = the sum of pred_t, rho = actual / predicted. The minibatch prediction overstates the decrease (g_t carries
-the noise the step fitted), so rho is small even on healthy windows. At each window's end:
+start) - (loss EMA now), predicted = the sum of pred_t, rho = actual / predicted. The minibatch
+prediction overstates the decrease (g_t carries the noise the step fitted), so rho is small even on
+healthy windows. At each window's end:
   * bad window: the loss rose by more than twice its noise level and rho < bad_ratio: mu *= shrink;
   * good window: rho > good_ratio and the bound cut at least one of its steps: mu *= grow;
   * otherwise mu stays.
@@ -85,12 +86,16 @@ class TrustRegionSettings:
         in_open_unit("shrink", self.shrink)
         in_open_unit("spike_shrink", self.spike_shrink)
         if not number("bad_ratio", self.bad_ratio) <= number("good_ratio", self.good_ratio):
-            raise ValueError(f"`bad_ratio` must not exceed `good_ratio`, got {self.bad_ratio!r} and {self.good_ratio!r}.")
+            raise ValueError(
+                f"`bad_ratio` must not exceed `good_ratio`, got {self.bad_ratio!r} and {self.good_ratio!r}."
+            )
         positive("spike_zscore", self.spike_zscore)
         integer("window", self.window, 2)
         non_negative_int("calibration_steps", self.calibration_steps)
         if not positive("min_radius", self.min_radius) < positive("max_radius", self.max_radius):
-            raise ValueError(f"`min_radius` must be below `max_radius`, got {self.min_radius!r} and {self.max_radius!r}.")
+            raise ValueError(
+                f"`min_radius` must be below `max_radius`, got {self.min_radius!r} and {self.max_radius!r}."
+            )
         above_one("max_growth", self.max_growth)
 
 
@@ -148,10 +153,18 @@ class TrustRegionCore:
         self._snapshot = []
 
     def effective_radius(self, scale: float = 1.0) -> float:
-        return math.inf if self.radius is None else min(max(self.radius * scale, self.settings.min_radius), self.settings.max_radius)
+        return (
+            math.inf
+            if self.radius is None
+            else min(max(self.radius * scale, self.settings.min_radius), self.settings.max_radius)
+        )
 
     def constrain(
-        self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None], scale: float = 1.0, grad_factor: float = 1.0
+        self,
+        params: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor | None],
+        scale: float = 1.0,
+        grad_factor: float = 1.0,
     ) -> StepOutcome:
         """Project the step the optimizer just took (params now, snapshot before) into the region.
 
@@ -252,12 +265,15 @@ class TrustRegionCore:
 
     def _resize(self, factor: float) -> None:
         if self.radius is not None:
-            self.radius = min(max(self.radius * factor, self.settings.min_radius), self.settings.max_radius, self.ceiling)
+            self.radius = min(
+                max(self.radius * factor, self.settings.min_radius), self.settings.max_radius, self.ceiling
+            )
 
     # -- checkpoint state ---------------------------------------------------------------------------
-    _STATE = tuple(
-        "steps cut_steps spikes skipped largest_seen last_cut_fraction last_predicted loss_mean loss_var observed "
-        "last_loss window_start window_steps window_predicted window_cut ratio ceiling".split()
+    _STATE = (
+        *("steps", "cut_steps", "spikes", "skipped", "largest_seen", "last_cut_fraction", "last_predicted"),
+        *("loss_mean", "loss_var", "observed", "last_loss", "window_start", "window_steps", "window_predicted"),
+        *("window_cut", "ratio", "ceiling"),
     )
 
     def state_dict(self) -> dict[str, float | int]:

@@ -16,7 +16,14 @@ from typing_extensions import override
 
 from lightning_hybrid.data import features as feats
 from lightning_hybrid.data.batches import ClusteredItems, keep_as_is
-from lightning_hybrid.data.clustering import AUTO_CANDIDATES, Clustering, cache_key, cluster, default_cache_dir, format_curve
+from lightning_hybrid.data.clustering import (
+    AUTO_CANDIDATES,
+    Clustering,
+    cache_key,
+    cluster,
+    default_cache_dir,
+    format_curve,
+)
 from lightning_hybrid.data.sampler import POLICIES, ClusterBatchSampler
 from lightning_hybrid.data.text import TextDataModule
 from lightning_hybrid.utils.checks import choice, integer, non_negative_int, positive_int
@@ -105,7 +112,7 @@ class ClusterDataModule(pl.LightningDataModule):
         if not isinstance(data, (Dataset, pl.LightningDataModule)):
             raise TypeError(f"`data` must be a map-style Dataset or a LightningDataModule, got {type(data).__name__}.")
         self.data, self.val_data = data, val_data
-        self.num_clusters = integer("num_clusters", num_clusters, 1, or_values=("auto",))
+        self.num_clusters = integer("num_clusters", num_clusters, 1, allowed=("auto",))
         self.policy = choice("policy", policy, POLICIES)
         if batch_size is None:
             batch_size = getattr(data, "batch_size", None)
@@ -147,7 +154,8 @@ class ClusterDataModule(pl.LightningDataModule):
             else:
                 self._train_set = self.data
         if len(self._train_set) < 2:  # type: ignore[arg-type]
-            raise ValueError(f"the training set has {len(self._train_set)} item(s); clustering needs at least 2.")  # type: ignore[arg-type]
+            count = len(self._train_set)  # type: ignore[arg-type]
+            raise ValueError(f"the training set has {count} item(s); clustering needs at least 2.")
         return self._train_set
 
     def _feature_fn(self, dataset: Dataset) -> tuple[Callable[[Any], torch.Tensor], str]:
@@ -170,7 +178,10 @@ class ClusterDataModule(pl.LightningDataModule):
         """Load the cached assignments for this data, features and settings, or compute and cache them."""
         dataset = self.train_set()
         fn, feature_fp = self._feature_fn(dataset)
-        settings = {**self.kmeans_settings, "candidates": list(self.auto_candidates) if self.num_clusters == "auto" else None}
+        settings = {
+            **self.kmeans_settings,
+            "candidates": list(self.auto_candidates) if self.num_clusters == "auto" else None,
+        }
         key = cache_key(feats.data_fingerprint(dataset), feature_fp, self.num_clusters, self.seed, settings)
         path = self._cache_path(key)
         if self.cache and path.is_file():
@@ -213,13 +224,13 @@ class ClusterDataModule(pl.LightningDataModule):
         source = f"cached {self._cache_path(c.key)}" if c.from_cache else f"computed in {c.seconds:.1f} s"
         text = f"ClusterDataModule: {c.num_clusters} clusters of {len(c.labels)} items ({source}), sizes {c.sizes}"
         if c.curve:
-            text += (
-                f"\n  num_clusters='auto' chose k={c.num_clusters} (highest silhouette):\n{format_curve(c.curve, c.num_clusters)}"
-            )
+            curve = format_curve(c.curve, c.num_clusters)
+            text += f"\n  num_clusters='auto' chose k={c.num_clusters} (highest silhouette):\n{curve}"
         rank_zero_info(text)
         if 0 in c.sizes:
             rank_zero_warn(
-                f"ClusterDataModule: {c.sizes.count(0)} of {c.num_clusters} clusters are empty; the batch policies ignore them."
+                f"ClusterDataModule: {c.sizes.count(0)} of {c.num_clusters} clusters are empty; "
+                "the batch policies ignore them."
             )
 
     # -- loaders ----------------------------------------------------------------------------------------
@@ -232,11 +243,17 @@ class ClusterDataModule(pl.LightningDataModule):
 
     @override
     def train_dataloader(self) -> DataLoader:
-        items = ClusteredItems(self.train_set(), self.clustering.labels, self.collate_fn, self.cluster_key, self.attach_cluster)
+        items = ClusteredItems(
+            self.train_set(), self.clustering.labels, self.collate_fn, self.cluster_key, self.attach_cluster
+        )
         return _ResumableLoader(
-            items, sampler=self.sampler(), batch_size=None, collate_fn=keep_as_is, num_workers=self.num_workers,
+            items,
+            sampler=self.sampler(),
+            batch_size=None,
+            collate_fn=keep_as_is,
+            num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-        )  # fmt: skip
+        )
 
     @override
     def val_dataloader(self) -> Any:
@@ -245,7 +262,11 @@ class ClusterDataModule(pl.LightningDataModule):
         if self.val_data is None:
             return []
         return DataLoader(
-            self.val_data, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate_fn, num_workers=self.num_workers
+            self.val_data,
+            batch_size=self.batch_size,
+            shuffle=False,
+            collate_fn=self.collate_fn,
+            num_workers=self.num_workers,
         )
 
     @override
@@ -259,7 +280,11 @@ class ClusterDataModule(pl.LightningDataModule):
         """What the batches were built from; a resume with other clusters or policy is refused."""
         if self.clustering is None:
             return {}
-        return {"cluster_key_digest": self.clustering.key, "num_clusters": self.clustering.num_clusters, "policy": self.policy}
+        return {
+            "cluster_key_digest": self.clustering.key,
+            "num_clusters": self.clustering.num_clusters,
+            "policy": self.policy,
+        }
 
     @override
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -26,7 +26,10 @@ AUTO_CANDIDATES = (2, 3, 4, 6, 8, 12, 16)
 
 def default_cache_dir() -> Path:
     """$LIGHTNING_HYBRID_CACHE, else $XDG_CACHE_HOME/lightning_hybrid (~/.cache/lightning_hybrid), + /clusters."""
-    root = os.environ.get("LIGHTNING_HYBRID_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "lightning_hybrid"
+    root = (
+        os.environ.get("LIGHTNING_HYBRID_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "lightning_hybrid"
+    )
     return Path(root).expanduser() / "clusters"
 
 
@@ -53,8 +56,17 @@ class Clustering:
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")  # written whole, then renamed: no half file is ever read
-        meta = {"inertia": repr(self.inertia), "curve": json.dumps(self.curve), "key": self.key, "seconds": repr(self.seconds)}
-        save_file({"labels": self.labels.cpu().contiguous(), "centroids": self.centroids.cpu().contiguous()}, tmp, metadata=meta)
+        meta = {
+            "inertia": repr(self.inertia),
+            "curve": json.dumps(self.curve),
+            "key": self.key,
+            "seconds": repr(self.seconds),
+        }
+        save_file(
+            {"labels": self.labels.cpu().contiguous(), "centroids": self.centroids.cpu().contiguous()},
+            tmp,
+            metadata=meta,
+        )
         os.replace(tmp, path)
 
     @classmethod
@@ -63,9 +75,14 @@ class Clustering:
             meta = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in ("labels", "centroids")}
         return cls(
-            tensors["labels"], tensors["centroids"], float(meta["inertia"]), json.loads(meta["curve"]), meta["key"], True,
+            tensors["labels"],
+            tensors["centroids"],
+            float(meta["inertia"]),
+            json.loads(meta["curve"]),
+            meta["key"],
+            True,
             float(meta.get("seconds", 0.0)),
-        )  # fmt: skip
+        )
 
 
 def cache_key(data: str, features: str, num_clusters: int | str, seed: int, settings: dict[str, Any]) -> str:
@@ -95,7 +112,11 @@ def silhouette(x: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def choose_k(
-    x: torch.Tensor, candidates: tuple[int, ...] = AUTO_CANDIDATES, seed: int = 0, score_sample: int = 2000, **kmeans_kw: Any
+    x: torch.Tensor,
+    candidates: tuple[int, ...] = AUTO_CANDIDATES,
+    seed: int = 0,
+    score_sample: int = 2000,
+    **kmeans_kw: Any,
 ) -> tuple[int, list[dict[str, float]]]:
     """The candidate k with the highest silhouette on a sample of x, and the curve it chose from."""
     usable = [k for k in candidates if 2 <= k <= len(x) - 1]
@@ -126,10 +147,14 @@ def cluster(
         check_points(features, 1)
         num_clusters, curve = choose_k(features, tuple(candidates), seed, **kmeans_kw)
     result = kmeans(features, num_clusters, seed=seed, **kmeans_kw)
-    return Clustering(result.labels.cpu(), result.centroids.cpu(), result.inertia, curve, seconds=time.perf_counter() - start)
+    return Clustering(
+        result.labels.cpu(), result.centroids.cpu(), result.inertia, curve, seconds=time.perf_counter() - start
+    )
 
 
 def format_curve(curve: list[dict[str, float]], chosen: int) -> str:
     rows = ["     k   inertia  silhouette"]
-    rows += [f"  {'*' if r['k'] == chosen else ' '}{r['k']:3d}  {r['inertia']:8.4f}  {r['silhouette']:10.4f}" for r in curve]
+    rows += [
+        f"  {'*' if r['k'] == chosen else ' '}{r['k']:3d}  {r['inertia']:8.4f}  {r['silhouette']:10.4f}" for r in curve
+    ]
     return "\n".join(rows)

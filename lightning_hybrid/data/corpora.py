@@ -23,7 +23,7 @@ def read_bytes(path: str | os.PathLike | None = None, max_bytes: int | None = No
 
     path=None reads the standard library's *.py sources. `max_bytes` keeps the first bytes only.
     """
-    integer("max_bytes", max_bytes, 1, or_none=True)
+    integer("max_bytes", max_bytes, 1, allowed=(None,))
     root, pattern = (stdlib_dir(), "*.py") if path is None else (Path(path).expanduser(), pattern)
     if not root.exists():
         raise FileNotFoundError(f"`path` {os.fspath(root)!r} does not exist: give a text file or a directory of them.")
@@ -37,5 +37,7 @@ def read_bytes(path: str | os.PathLike | None = None, max_bytes: int | None = No
             break
     text = b"\n".join(chunks)[:max_bytes]
     if len(text) == 0:
-        raise ValueError(f"`path` {os.fspath(root)!r} holds no text (no files matching {pattern!r}, or only empty ones).")
+        raise ValueError(
+            f"`path` {os.fspath(root)!r} holds no text (no files matching {pattern!r}, or only empty ones)."
+        )
     return text

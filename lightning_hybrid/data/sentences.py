@@ -19,9 +19,9 @@ _CODE_MARKS = (">>>", "::", "=", "{", "}", "`", "|", "--", "\\", "http", "www.")
 
 
 def split_sentences(text: str, min_words: int = 6, max_words: int = 40) -> list[str]:
-    """Prose sentences of `text`: paragraphs (split at blank lines, doctest lines dropped) joined into lines, cut after . ! or ?
-    before a capital, kept when they have min_words..max_words words, end with punctuation, are mostly
-    letters and look like prose rather than code."""
+    """Prose sentences of `text`: paragraphs (split at blank lines, doctest lines dropped) joined into
+    lines, cut after . ! or ? before a capital, kept when they have min_words..max_words words, end
+    with punctuation, are mostly letters and look like prose rather than code."""
     _check_range(min_words, max_words)
     sentences = []
     for paragraph in re.split(r"\n\s*\n", text):

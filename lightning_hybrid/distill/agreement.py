@@ -37,7 +37,9 @@ def top1_agreement(teacher: torch.Tensor, student: torch.Tensor) -> float:
 
 def _check_pair(teacher: torch.Tensor, student: torch.Tensor) -> None:
     if teacher.shape != student.shape:
-        raise ValueError(f"teacher and student embeddings differ in shape: {tuple(teacher.shape)} vs {tuple(student.shape)}.")
+        raise ValueError(
+            f"teacher and student embeddings differ in shape: {tuple(teacher.shape)} vs {tuple(student.shape)}."
+        )
 
 
 @torch.no_grad()

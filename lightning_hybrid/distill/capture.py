@@ -29,7 +29,9 @@ def named_layers(model: nn.Module, names: Sequence[str], argument: str) -> dict[
         try:
             layers[name] = model.get_submodule(name)
         except AttributeError:
-            raise ValueError(f"`{argument}` names {name!r}, which is not a submodule of {type(model).__name__}.") from None
+            raise ValueError(
+                f"`{argument}` names {name!r}, which is not a submodule of {type(model).__name__}."
+            ) from None
     return layers
 
 

@@ -33,7 +33,9 @@ def load_encoder(path: str | os.PathLike | None = None):
     transformers = _require("transformers")
     directory = minilm_dir() if path is None else Path(path).expanduser()
     if not (directory / "config.json").is_file():
-        raise FileNotFoundError(f"`teacher` {os.fspath(directory)!r} is not a Hugging Face model directory (no config.json).")
+        raise FileNotFoundError(
+            f"`teacher` {os.fspath(directory)!r} is not a Hugging Face model directory (no config.json)."
+        )
     model = transformers.AutoModel.from_pretrained(directory, local_files_only=True)
     if getattr(model, "pooler", None) is not None:
         model.pooler = None

@@ -54,7 +54,7 @@ class TernGradState:
         wire: str = "int8",
         scale_per: str = "bucket",
     ) -> None:
-        number("clip_sigma", clip_sigma, 0, open_low=True, or_none=True)  # None: no bounding
+        number("clip_sigma", clip_sigma, 0, open_low=True, allowed=(None,))  # None: no bounding
         self.wire, self.scale_per = choice("wire", wire, WIRES), choice("scale_per", scale_per, SCALES)
         self.seed, self.error_feedback, self.process_group = seed, error_feedback, process_group
         self.clip_sigma = clip_sigma

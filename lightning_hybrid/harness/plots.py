@@ -43,7 +43,15 @@ def plot_workload(workload: str, cells: dict, reference: str, out_dir: Path) -> 
         if len(method_cells) == 1 and ok:  # a method that is not swept (fixed LR): a reference line
             ax.axhline(means[0], linestyle="--", color=f"C{i}", label=f"{s.method} (fixed lr {ok[0].lr:g}, not swept)")
         elif ok:
-            ax.errorbar([c.lr for c in ok], means, yerr=[c.std for c in ok], marker="o", capsize=3, color=f"C{i}", label=s.method)
+            ax.errorbar(
+                [c.lr for c in ok],
+                means,
+                yerr=[c.std for c in ok],
+                marker="o",
+                capsize=3,
+                color=f"C{i}",
+                label=s.method,
+            )
     ax.set_xscale("log")
     title = f"{workload}: final validation loss against base LR (mean ± std over seeds)"
     paths.append(_finish(fig, ax, title, "base LR (log scale)", "final val loss", out_dir / f"{workload}_lr.png", plt))
@@ -56,7 +64,9 @@ def plot_workload(workload: str, cells: dict, reference: str, out_dir: Path) -> 
         bars = ax.bar(names, ratios)
         for bar, s in zip(bars, summaries):
             label = f"{bar.get_height():.2f}x" if s.steps_to_target else "not reached"
-            ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8
+            )
         ax.axhline(1.0, color="grey", linestyle=":")
         ax.set(
             title=f"{workload}: steps to reach val loss {target:.3f}, relative to {reference}",
@@ -83,4 +93,8 @@ def _save(fig, path: Path, plt) -> Path:
 
 
 def plot_all(results: list[dict[str, Any]], reference: str, out_dir: Path) -> list[Path]:
-    return [p for w, cells in sorted(cells_by_workload(results).items()) for p in plot_workload(w, cells, reference, out_dir)]
+    return [
+        p
+        for w, cells in sorted(cells_by_workload(results).items())
+        for p in plot_workload(w, cells, reference, out_dir)
+    ]

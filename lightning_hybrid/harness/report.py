@@ -61,7 +61,9 @@ def count_spikes(losses: list[float], window: int = 10, rise: float = 0.15) -> i
 
     With the harness's log every 10 steps, batch-to-batch noise of the char-level GPT stays within
     about 5% of the median; a 15% jump is a loss spike, not noise."""
-    return sum(1 for i in range(window, len(losses)) if losses[i] > (1 + rise) * statistics.median(losses[i - window : i]))
+    return sum(
+        1 for i in range(window, len(losses)) if losses[i] > (1 + rise) * statistics.median(losses[i - window : i])
+    )
 
 
 def band(curves: list[list[tuple[int, float]]]) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -87,7 +89,9 @@ def summarize(cells: dict[tuple[str, float], Cell], reference: str) -> tuple[flo
     for (method, _), cell in sorted(cells.items()):
         by_method[method].append(cell)
     best = {m: min(cs, key=lambda c: c.mean) for m, cs in by_method.items()}
-    target = _final_of_mean_curve(best[reference]) if reference in best and best[reference].mean < float("inf") else None
+    target = (
+        _final_of_mean_curve(best[reference]) if reference in best and best[reference].mean < float("inf") else None
+    )
     ref_time = _mean([t for c in by_method.get(reference, []) for t in c.step_s])
     summaries = []
     for method, cs in by_method.items():
@@ -133,7 +137,8 @@ def markdown(results: list[dict[str, Any]], reference: str) -> str:
         out.append(f"### {workload}\n")
         out.append(f"Target val loss: {_fmt_loss(target) if target else 'n/a'} ({reference} at its best base LR).\n")
         out.append(
-            "| method | best base LR | final val loss at best LR | worst final val loss over base LRs | steps to target (x reference) | time per step (x reference) | failed runs |"
+            "| method | best base LR | final val loss at best LR | worst final val loss over base LRs "
+            "| steps to target (x reference) | time per step (x reference) | failed runs |"
         )
         out.append("|---|---|---|---|---|---|---|")
         for s in summaries:
@@ -147,7 +152,9 @@ def markdown(results: list[dict[str, Any]], reference: str) -> str:
                 f"| {s.method} | {s.best.lr:g} | {_fmt_loss(s.best.mean, s.best.std)} | {_fmt_loss(s.worst_mean)} "
                 f"| {steps} | {time_ratio} | {s.failures} |"
             )
-        out.append("\n| method | base LR | seeds finished | final val loss (mean ± std) | loss spikes per seed | failures |")
+        out.append(
+            "\n| method | base LR | seeds finished | final val loss (mean ± std) | loss spikes per seed | failures |"
+        )
         out.append("|---|---|---|---|---|---|")
         for (method, lr), cell in sorted(cells.items()):
             fails = "; ".join(cell.failures) or "-"

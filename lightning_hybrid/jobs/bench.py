@@ -60,7 +60,9 @@ def grid(cfg: DictConfig) -> list[RunSpec]:
         "+trainer.enable_model_summary=false",
     ]
     as_dict = OmegaConf.to_container(cfg, resolve=True)
-    return expand(as_dict["workloads"], as_dict["methods"], b.workloads, b.methods, b.lrs, b.seeds, common, as_dict["text_paths"])
+    return expand(
+        as_dict["workloads"], as_dict["methods"], b.workloads, b.methods, b.lrs, b.seeds, common, as_dict["text_paths"]
+    )
 
 
 def run_one(run: RunSpec, out_dir: Path, log_every: int, invocation: str) -> dict[str, Any]:
@@ -77,12 +79,19 @@ def run_one(run: RunSpec, out_dir: Path, log_every: int, invocation: str) -> dic
     }
     start = time.perf_counter()
     try:
-        summary = train(compose(config_name="train", overrides=list(run.overrides)), run_dir, extra_callbacks=[recorder])
+        summary = train(
+            compose(config_name="train", overrides=list(run.overrides)), run_dir, extra_callbacks=[recorder]
+        )
         final = summary["val_loss"]
         ok = final is not None and math.isfinite(final)
-        result.update(status="ok" if ok else "failed", reason="" if ok else f"final val loss {final}", final_val_loss=final)
         result.update(
-            {k: summary.get(k) for k in ("train_loss", "quant_error_mean", "file_bytes", "AuxLRController", "TrustRegion")}
+            status="ok" if ok else "failed", reason="" if ok else f"final val loss {final}", final_val_loss=final
+        )
+        result.update(
+            {
+                k: summary.get(k)
+                for k in ("train_loss", "quant_error_mean", "file_bytes", "AuxLRController", "TrustRegion")
+            }
         )
     except Exception as err:  # noqa: BLE001 - a failing run is recorded and the grid goes on
         result.update(status="failed", reason=f"{type(err).__name__}: {err}"[:300])
@@ -93,13 +102,17 @@ def run_one(run: RunSpec, out_dir: Path, log_every: int, invocation: str) -> dic
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor())
+            return next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor()
+            )
     except OSError:
         return platform.processor() or "unknown CPU"
 
 
 def machine() -> str:
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{torch.get_num_threads()} torch thread(s)"
+    device = (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{torch.get_num_threads()} torch thread(s)"
+    )
     return (
         f"{platform.machine()} {_cpu_name()}, {os.cpu_count()} cores; {device}; "
         f"torch {torch.__version__}, lightning {lightning.__version__}"
@@ -138,10 +151,8 @@ def run_benchmark(cfg: DictConfig, command: str) -> Path:
             continue
         result = run_one(run, out_dir, cfg.benchmark.log_every, invocation)
         save_result(out_dir, run, result)
-        print(
-            f"[{i}/{len(runs)}] {run.key}: {result['status']} {result.get('final_val_loss') or result.get('reason')} ({result['wall_s']} s)",
-            flush=True,
-        )
+        outcome = result.get("final_val_loss") or result.get("reason")
+        print(f"[{i}/{len(runs)}] {run.key}: {result['status']} {outcome} ({result['wall_s']} s)", flush=True)
     write_outputs(cfg, runs, out_dir, command)
     print(f"results in {out_dir}/summary.md", flush=True)
     return out_dir

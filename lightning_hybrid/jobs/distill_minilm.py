@@ -63,7 +63,9 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     settings = OmegaConf.to_container(cfg.distill, resolve=True)
     fitted = Distillation(student, teacher, task_weight=0.0, kl_weight=0.0, **settings)
     callbacks = build_callbacks(cfg)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version="")
+    )
     trainer.fit(fitted, SentenceDataModule(splits.train, tokenizer, c.batch_size, c.max_length))
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
     if qat:  # measured as exported: fully quantized, even when training stopped inside the lambda warm-up,
@@ -89,7 +91,10 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
     rows = [
         ("steps", f"{summary['steps']} ({n['train']} training sentences)"),
         ("weight bits", summary["bits"]),
-        ("mean cosine", f"{summary['mean_cosine']} (teacher vs student embeddings, {n['held_out']} held-out sentences)"),
+        (
+            "mean cosine",
+            f"{summary['mean_cosine']} (teacher vs student embeddings, {n['held_out']} held-out sentences)",
+        ),
         (
             "top-1 agreement",
             f"{summary['top1_agreement']} (same nearest neighbour, {n['retrieval']}-sentence retrieval set)",

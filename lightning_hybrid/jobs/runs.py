@@ -16,7 +16,9 @@ WEIGHTS = "model.safetensors"  # the full-precision (latent) weights every main-
 def weights_of(run: str | os.PathLike, argument: str) -> Path:
     path = Path(run) / WEIGHTS
     if not path.is_file():
-        raise FileNotFoundError(f"`{argument}`={os.fspath(run)!r} has no {WEIGHTS}: give the directory of a finished run.")
+        raise FileNotFoundError(
+            f"`{argument}`={os.fspath(run)!r} has no {WEIGHTS}: give the directory of a finished run."
+        )
     return path
 
 

@@ -42,7 +42,9 @@ def _bits(qat: TernaryQAT | None) -> str:
     return f"mixed, {qat.average_bits():.3f} on average" if qat.plan_bits else str(qat.bits)
 
 
-def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
+def train(
+    cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Sequence[pl.Callback] = ()
+) -> dict[str, Any]:
     """Fit, validate, export; return the summary (also written to summary.json on rank 0).
 
     `extra_callbacks` join the configured ones (the benchmark harness passes its recorder here).
@@ -55,12 +57,19 @@ def train(cfg: DictConfig, output_dir: str | os.PathLike, extra_callbacks: Seque
         load_run_weights(model, cfg.init_from, "init_from")
     fitted = with_teacher(cfg, model, datamodule.vocab_size)
     callbacks = build_callbacks(cfg) + list(extra_callbacks)
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version=""))
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version="")
+    )
     trainer.fit(fitted, datamodule)
     train_loss = _loss(trainer.callback_metrics, "train_loss")
     val_loss = _loss(trainer.validate(fitted, datamodule, verbose=False)[0], "val_loss")
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
-    summary: dict[str, Any] = {"steps": trainer.global_step, "train_loss": train_loss, "val_loss": val_loss, "bits": _bits(qat)}
+    summary: dict[str, Any] = {
+        "steps": trainer.global_step,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "bits": _bits(qat),
+    }
     if fitted is not model:
         summary["teacher_run"] = str(cfg.distill.teacher_run)
     if qat:
@@ -83,7 +92,9 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
         ("weight bits", summary["bits"]),
     ]
     if "quant_error_mean" in summary:
-        rows.append(("quant. error", f"{summary['quant_error_mean']} (mean ||W - Q(W)|| / ||W|| over quantized layers)"))
+        rows.append(
+            ("quant. error", f"{summary['quant_error_mean']} (mean ||W - Q(W)|| / ||W|| over quantized layers)")
+        )
     if "file_bytes" in summary:
         rows += [
             (

@@ -18,9 +18,18 @@ from lightning_hybrid.quant.linear import BitLinear
 # high precision too. A Linear that shares its weight with an nn.Embedding (a tied head) counts as the
 # embedding and is excluded as well.
 DEFAULT_HEAD_NAMES = (
-    "lm_head", "head", "heads", "classifier", "cls", "score", "output", "output_layer", "fc_out", "logits",
+    "lm_head",
+    "head",
+    "heads",
+    "classifier",
+    "cls",
+    "score",
+    "output",
+    "output_layer",
+    "fc_out",
+    "logits",
     "decoder",  # the vocabulary projection in BERT's MLM head and PyTorch's word-language-model examples
-)  # fmt: skip
+)
 
 FilterFn = Callable[[nn.Module, str], bool]
 

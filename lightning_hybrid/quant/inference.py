@@ -75,7 +75,7 @@ class PackedBitLinear(nn.Module):
             return packed_linear(x, self.weight_packed, self.weight_scale, self.bias, self.in_features, self.act_bits)
         if self.act_bits is None or self.act_bits > 8:
             xq = x if self.act_bits is None else ref.quantize_activation(x, self.act_bits)
-            return F.linear(xq, self.unpacked_weight(), self.bias)
+            return F.linear(xq, self.unpacked_weight(), self.bias)  # [M, K] @ [N, K]^T -> [M, N]
         x_codes, x_scale = ref.activation_codes(x.reshape(-1, self.in_features), self.act_bits)
         if kernels.use_int8_cpu(x, self.act_bits):
             from lightning_hybrid.quant.kernels.cpu import int_sums

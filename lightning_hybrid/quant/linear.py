@@ -18,8 +18,9 @@ class BitLinear(nn.Linear):
     `quant_lambda` (gradual warm-up: W + lam * (Q(W) - W), likewise for activations; lam = 1 is full
     quantization). At lam = 1 with activations of <= 8 bits the product is computed as integer code sums
     scaled afterwards (reference.integer_linear: the same value, the same bits as the packed layer);
-    on CUDA tensors it runs on the Triton kernels of quant/kernels/. Unlike the BitNet architecture, no normalization is inserted before the activation
-    quantizer, so swapping a layer never changes what the module computes at full precision.
+    on CUDA tensors it runs on the Triton kernels of quant/kernels/. Unlike the BitNet architecture, no
+    normalization is inserted before the activation quantizer, so swapping a layer never changes what
+    the module computes at full precision.
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class BitLinear(nn.Linear):
             return bit_linear(x, self.weight, self.bias, self.bits, self.act_bits)
         if self.quant_lambda >= 1.0 and self.act_bits is not None and self.act_bits <= 8:
             return ref.integer_linear(x, self.weight, self.bias, self.bits, self.act_bits)
-        return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)
+        return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)  # [M, K] @ [N, K]^T -> [M, N]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, bits={self.bits}, act_bits={self.act_bits}"

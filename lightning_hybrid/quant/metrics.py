@@ -29,7 +29,9 @@ class QuantizationError(Metric):
         if not layer_names:
             raise ValueError("`layer_names` is empty: QuantizationError needs at least one quantized layer.")
         self.layer_names = list(layer_names)
-        self.add_state("error_sum", default=torch.zeros(len(self.layer_names), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "error_sum", default=torch.zeros(len(self.layer_names), dtype=torch.float64), dist_reduce_fx="sum"
+        )
         self.add_state("updates", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     @override

@@ -142,7 +142,9 @@ def assign_bits(
         if best is None or (cost, -width) < best[:2]:
             best = (cost, -width, combo)
     if best is None:
-        raise ValueError(f"`average_bits`={budget} is below the narrowest choice {min(choices)}: no plan fits the budget.")
+        raise ValueError(
+            f"`average_bits`={budget} is below the narrowest choice {min(choices)}: no plan fits the budget."
+        )
     return [best[2][g] for g in groups]
 
 
@@ -177,7 +179,9 @@ class PrecisionAllocator:
             raise ValueError("`choices` is empty: give at least one width from (1, 1.58, 2, 4, 8).")
         self.average_bits = positive("average_bits", average_bits)
         if self.average_bits < self.choices[0]:
-            raise ValueError(f"`average_bits`={average_bits} is below the narrowest choice {self.choices[0]}: no plan fits.")
+            raise ValueError(
+                f"`average_bits`={average_bits} is below the narrowest choice {self.choices[0]}: no plan fits."
+            )
         self.num_groups = positive_int("num_groups", num_groups)
         self.num_batches = positive_int("num_batches", num_batches)
         self.reference_bits = ref.check_bits(reference_bits, "reference_bits")

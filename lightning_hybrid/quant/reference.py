@@ -23,6 +23,9 @@ numbers as fp32 training would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -40,7 +43,7 @@ check_bits = formats.check_bits
 
 def check_act_bits(act_bits: int | None) -> int | None:
     """Return `act_bits` (an int in [2, 16] or None), or raise a ValueError that names the argument."""
-    return integer("act_bits", act_bits, 2, 16, or_none=True)
+    return integer("act_bits", act_bits, 2, 16, allowed=(None,))
 
 
 def weight_scale(w: torch.Tensor) -> torch.Tensor:
@@ -149,24 +152,40 @@ def code_sums(x_codes: torch.Tensor, w_codes: torch.Tensor, w_max: int) -> torch
     """
     exact = torch.float32 if x_codes.shape[-1] * 127 * w_max < 2**24 else torch.float64
     with torch.autocast(x_codes.device.type, enabled=False):
-        return F.linear(x_codes.to(exact), w_codes.to(exact))
+        return F.linear(x_codes.to(exact), w_codes.to(exact))  # [M, K] @ [N, K]^T -> [M, N]
 
 
-def linear_backward(grad, saved, x_meta, weight_dtype, needs):
-    """Straight-through gradients of y = Q(x) Q(W)^T + b from the saved codes and scales.
+class LinearSaved(NamedTuple):
+    """The tensors the backward of y = Q(x) Q(W)^T + b keeps from its forward (ctx.save_for_backward)."""
 
-    saved = (x codes (int8 or fp32 levels) or x itself, x scales or None, weight codes, weight scale). grad_x = grad @ Q(W) and
-    grad_W = grad^T @ Q(x), with Q(x) rebuilt from its int8 codes exactly as quantize_activation gives it.
-    """
-    a, a_scale, codes, scale = saved
-    x_dtype, x_shape = x_meta
+    inputs: torch.Tensor  # (tokens, in): activation codes (int8, or fp32 integer levels), or x itself
+    input_scale: torch.Tensor | None  # (tokens,) scales of the codes; None when `inputs` is x itself
+    weight_codes: torch.Tensor  # (out, in) int8
+    weight_scale: torch.Tensor  # 0-d, or (out, 1) for per-row scales
+
+
+class LinearMeta(NamedTuple):
+    """What the backward needs to know of the forward's tensors besides LinearSaved."""
+
+    x_dtype: torch.dtype
+    x_shape: torch.Size
+    weight_dtype: torch.dtype
+
+
+def linear_backward(grad: torch.Tensor, saved: LinearSaved, meta: LinearMeta, needs: Sequence[bool]):
+    """Straight-through gradients (x, W, b) of y = Q(x) Q(W)^T + b from the saved codes and scales, for
+    the inputs `needs` marks: grad_x = grad @ Q(W) and grad_W = grad^T @ Q(x), with Q(x) rebuilt from its
+    codes exactly as quantize_activation gives it."""
     grad = grad.reshape(-1, grad.shape[-1])
     grad_x = grad_w = grad_b = None
     if needs[0]:
-        grad_x = (grad @ dequantize(codes, scale, grad.dtype)).to(x_dtype).reshape(x_shape)
+        w_q = dequantize(saved.weight_codes, saved.weight_scale, grad.dtype)
+        grad_x = (grad @ w_q).to(meta.x_dtype).reshape(meta.x_shape)  # [M, N] @ [N, K] -> [M, K]
     if needs[1]:
-        xq = a if a_scale is None else dequantize(a, a_scale[:, None], x_dtype)
-        grad_w = (grad.t() @ xq.to(grad.dtype)).to(weight_dtype)
+        x_q = saved.inputs
+        if saved.input_scale is not None:
+            x_q = dequantize(saved.inputs, saved.input_scale[:, None], meta.x_dtype)
+        grad_w = (grad.t() @ x_q.to(grad.dtype)).to(meta.weight_dtype)  # [N, M] @ [M, K] -> [N, K]
     if needs[2]:
         grad_b = grad.sum(0)
     return grad_x, grad_w, grad_b
@@ -181,14 +200,15 @@ class _IntegerLinear(torch.autograd.Function):
         x_codes, x_scale = activation_levels(x.reshape(-1, x.shape[-1]), act_bits)
         codes, scale = weight_codes(weight, bits)
         sums = code_sums(x_codes, codes, max_code(bits))
-        ctx.save_for_backward(x_codes, x_scale, codes, scale)
-        ctx.x_meta, ctx.weight_dtype = (x.dtype, x.shape), weight.dtype
+        ctx.save_for_backward(*LinearSaved(x_codes, x_scale, codes, scale))
+        ctx.meta = LinearMeta(x.dtype, x.shape, weight.dtype)
         out = scale_sums(sums, x_scale, scale, bias, output_dtype(x))
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad):
-        return *linear_backward(grad, ctx.saved_tensors, ctx.x_meta, ctx.weight_dtype, ctx.needs_input_grad[:3]), None, None
+        saved = LinearSaved(*ctx.saved_tensors)
+        return *linear_backward(grad, saved, ctx.meta, ctx.needs_input_grad[:3]), None, None
 
 
 def integer_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, bits: float, act_bits: int):

@@ -19,7 +19,9 @@ def strict(cls: type[T], values: Mapping[str, Any], owner: str) -> T:
     (the dataclass's __post_init__ checks the values themselves)."""
     unknown = sorted(set(values) - set(field_names(cls)))
     if unknown:
-        raise TypeError(f"{owner} got unexpected argument(s) {', '.join(unknown)}; it takes {', '.join(field_names(cls))}.")
+        raise TypeError(
+            f"{owner} got unexpected argument(s) {', '.join(unknown)}; it takes {', '.join(field_names(cls))}."
+        )
     return cls(**values)
 
 

@@ -1,7 +1,10 @@
 """Ternary QAT for your own LightningModule: add one callback, then export at 2 bits a weight.
 
-python recipes/own_module/train_own_module.py
+python recipes/own_module/train_own_module.py [--out outputs]
 """
+
+import argparse
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
@@ -32,6 +35,10 @@ class MyModel(pl.LightningModule):  # an ordinary module: nothing here knows abo
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="directory of the packed file (made if missing)")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(0)
     x = torch.randn(4096, 32)
     y = (x[:, :4] + 0.5 * x[:, 4:8]).argmax(dim=1)
@@ -47,9 +54,10 @@ def main() -> None:
     )
     trainer.fit(model, loader)
 
-    report = save_packed(model, "my_model.packed.safetensors")
+    path = out / "my_model.packed.safetensors"
+    report = save_packed(model, path)
     print(report.table())
-    restored = load_packed(MyModel(), "my_model.packed.safetensors").eval()
+    restored = load_packed(MyModel(), path).eval()
     model.eval()
     with torch.no_grad():
         same = torch.equal(restored(x[:256]), model(x[:256]))

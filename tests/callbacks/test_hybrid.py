@@ -89,7 +89,12 @@ def test_a_non_finite_loss_skips_the_step_and_shrinks_the_radius():
 
 def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
     def callbacks():
-        return [AuxLRController(aux_lr=3e-2, learn_until=1.0), TrustRegion(calibration_steps=3, window=3), LRLog(), StepProbe()]
+        return [
+            AuxLRController(aux_lr=3e-2, learn_until=1.0),
+            TrustRegion(calibration_steps=3, window=3),
+            LRLog(),
+            StepProbe(),
+        ]
 
     # The uninterrupted run writes a checkpoint after step 6 (an epoch boundary: 6 batches an epoch).
     save = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=6, save_top_k=-1, filename="{step}")
@@ -176,8 +181,16 @@ def test_cluster_ids_in_the_batch_reach_the_network():
     loader = classification_loader(n=64)
     batches = [{"x": x, "y": y, "cluster": batch_idx % 3} for batch_idx, (x, y) in enumerate(loader)]
     aux = AuxLRController(num_clusters=3)
-    trainer = pl.Trainer(accelerator="cpu", max_steps=3, callbacks=[aux], logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0)  # fmt: skip
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        callbacks=[aux],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+    )
     trainer.fit(ClusterBatches(), torch.utils.data.DataLoader(batches, batch_size=None))
     assert aux._cluster == [2]  # the last batch's id, as seen by every rank
 

@@ -25,9 +25,14 @@ class OfflineTransformer(LightningTransformer):
 
 def _fit(model, qat, loader=None):
     trainer = pl.Trainer(
-        max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=[qat],
-    )  # fmt: skip
+        max_steps=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[qat],
+    )
     trainer.fit(model, loader)
 
 
@@ -52,4 +57,6 @@ def test_lightning_boring_model(tmp_path):
     assert str(qat.report) == "converted 1 of 1 linear layers, skipped 0"
     save_packed(model, tmp_path / "b.safetensors")
     x = torch.randn(4, 32)
-    torch.testing.assert_close(load_packed(BoringModel(), tmp_path / "b.safetensors").eval()(x), model.eval()(x), rtol=0, atol=0)
+    torch.testing.assert_close(
+        load_packed(BoringModel(), tmp_path / "b.safetensors").eval()(x), model.eval()(x), rtol=0, atol=0
+    )

@@ -16,7 +16,9 @@ def _row_ids(inputs, x):
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["balanced", "homogeneous"])
 def test_two_ranks_train_on_disjoint_whole_batches_without_sampler_settings(tmp_path, policy):
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), policy], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path), policy], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert torch.equal(r0["labels"], r1["labels"])  # every rank batches by the same clustering

@@ -164,11 +164,18 @@ class _SeenBatches(pl.Callback):
 def _fit(tmp_path, max_steps, callbacks, ckpt_path=None, **kwargs):
     torch.manual_seed(0)
     model = NestedClassifier(d=16)
-    dm = ClusterDataModule(_blobs(n=160)[0], num_clusters=4, batch_size=16, cache_dir=tmp_path / "cache", policy="balanced")
+    dm = ClusterDataModule(
+        _blobs(n=160)[0], num_clusters=4, batch_size=16, cache_dir=tmp_path / "cache", policy="balanced"
+    )
     trainer = pl.Trainer(
-        max_steps=max_steps, callbacks=callbacks, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, **kwargs,
-    )  # fmt: skip
+        max_steps=max_steps,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kwargs,
+    )
     trainer.fit(model, dm, ckpt_path=ckpt_path)
     return model, dm
 

@@ -6,7 +6,9 @@ import torch
 from lightning_hybrid.data.sampler import POLICIES, ClusterBatchSampler, epoch_batches, num_global_batches
 
 # 3 clusters of very different sizes: 600, 300 and 100 items, interleaved
-LABELS = torch.tensor([0] * 600 + [1] * 300 + [2] * 100)[torch.randperm(1000, generator=torch.Generator().manual_seed(0))]
+LABELS = torch.tensor([0] * 600 + [1] * 300 + [2] * 100)[
+    torch.randperm(1000, generator=torch.Generator().manual_seed(0))
+]
 
 
 def _clusters_per_batch(batches):

@@ -27,8 +27,10 @@ def test_prose_sentences_are_kept_and_code_and_short_ones_dropped():
 
 def test_word_limits_select_by_length():
     assert split_sentences(TEXT, min_words=2, max_words=7) == [
-        "Return the event type for the record.", "It is cached.", "Return the event type for the record.",
-    ]  # fmt: skip
+        "Return the event type for the record.",
+        "It is cached.",
+        "Return the event type for the record.",
+    ]
 
 
 def test_corpus_deduplicates_in_reading_order_and_stops_at_max(tmp_path):
@@ -63,7 +65,10 @@ def test_splits_are_disjoint_deterministic_and_complete():
         (lambda p: split_sentences("x", min_words=9, max_words=3), "`min_words` (9) must not exceed `max_words` (3)"),
         (lambda p: corpus_sentences(p / "missing.txt"), "does not exist"),
         (lambda p: corpus_sentences(p, max_sentences=0), "`max_sentences` must be a positive integer, got 0"),
-        (lambda p: split_corpus(["A b c d e f."] * 5, held_out=3, retrieval=2), "leaves no training sentences out of 5"),
+        (
+            lambda p: split_corpus(["A b c d e f."] * 5, held_out=3, retrieval=2),
+            "leaves no training sentences out of 5",
+        ),
         (lambda p: split_corpus(["A."], held_out=-1, retrieval=0), "`held_out` must be a non-negative integer, got -1"),
     ],
 )

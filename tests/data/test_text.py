@@ -35,7 +35,10 @@ def test_char_tokenizer_uses_the_sorted_alphabet(tmp_path):
 def test_validation_windows_are_fixed_and_cover_the_held_out_text(tmp_path):
     text = tmp_path / "t.txt"
     text.write_bytes(bytes(range(256)) * 40)
-    a, b = TextDataModule(path=text, block_size=16, val_windows=7), TextDataModule(path=text, block_size=16, val_windows=7)
+    a, b = (
+        TextDataModule(path=text, block_size=16, val_windows=7),
+        TextDataModule(path=text, block_size=16, val_windows=7),
+    )
     a.setup()
     b.setup()
     assert len(a.val_set) == 7

@@ -27,7 +27,9 @@ def test_top1_agreement_counts_rows_with_the_same_neighbour():
     teacher = torch.stack([angles.cos(), angles.sin()], dim=1)
     rotated = teacher @ torch.tensor([[0.0, -1.0], [1.0, 0.0]])  # a rotation keeps every neighbour
     assert top1_agreement(teacher, rotated) == 1.0
-    moved = torch.tensor([0.0, 10.0, 60.0, 65.0]).deg2rad()  # neighbours 1, 0, 3, 2 against 1, 0, 1, 2: rows 0, 1, 3 agree
+    moved = torch.tensor(
+        [0.0, 10.0, 60.0, 65.0]
+    ).deg2rad()  # neighbours 1, 0, 3, 2 against 1, 0, 1, 2: rows 0, 1, 3 agree
     student = torch.stack([moved.cos(), moved.sin()], dim=1)
     assert top1_agreement(teacher, student) == 0.75
 

@@ -13,7 +13,9 @@ VOCAB, BLOCK = 17, 8
 
 def _lm(seed, n_embd=16):
     torch.manual_seed(seed)
-    return LanguageModel(vocab_size=VOCAB, block_size=BLOCK, n_layer=1, n_head=2, n_embd=n_embd, warmup_steps=1, lr=1e-2)
+    return LanguageModel(
+        vocab_size=VOCAB, block_size=BLOCK, n_layer=1, n_head=2, n_embd=n_embd, warmup_steps=1, lr=1e-2
+    )
 
 
 def _loader(sequences=64):
@@ -25,9 +27,14 @@ def _loader(sequences=64):
 def _trainer(steps, **kwargs):
     kwargs.setdefault("callbacks", [])
     return pl.Trainer(
-        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, **kwargs,
-    )  # fmt: skip
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )
 
 
 class _KLHistory(pl.Callback):
@@ -41,8 +48,14 @@ class _KLHistory(pl.Callback):
 def test_the_student_learns_the_teacher_and_the_teacher_is_untouched():
     teacher = _lm(1)
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
-    distill = Distillation(_lm(0), teacher, task_weight=0.0, kl_weight=1.0, hidden_weight=1.0,
-                           hidden_pairs={"model.blocks.0": "model.blocks.0"})  # fmt: skip
+    distill = Distillation(
+        _lm(0),
+        teacher,
+        task_weight=0.0,
+        kl_weight=1.0,
+        hidden_weight=1.0,
+        hidden_pairs={"model.blocks.0": "model.blocks.0"},
+    )
     history = _KLHistory()
     trainer = _trainer(40, callbacks=[history])
     trainer.fit(distill, _loader())
@@ -66,9 +79,18 @@ def test_ternary_student_copy_of_the_teacher():
 def test_resume_equals_an_uninterrupted_run(tmp_path):
     def run(steps, ckpt=None, save=None):
         distill = Distillation(_lm(0), _lm(1), temperature=1.5)
-        callbacks = [pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=3)] if save else []
-        trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_progress_bar=False,
-                             enable_model_summary=False, enable_checkpointing=bool(save), callbacks=callbacks)  # fmt: skip
+        callbacks = (
+            [pl.callbacks.ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=3)] if save else []
+        )
+        trainer = pl.Trainer(
+            max_steps=steps,
+            accelerator="cpu",
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=bool(save),
+            callbacks=callbacks,
+        )
         trainer.fit(distill, _loader(24), ckpt_path=ckpt)  # 3 batches an epoch: the checkpoint ends epoch 0
         return distill.student.state_dict()
 
@@ -85,8 +107,9 @@ def test_errors_name_the_argument():
         Distillation(_lm(0), _lm(1), hidden_weight=1.0, hidden_pairs={"model.nope": "model.blocks.0"})
     with pytest.raises(ValueError, match="`hidden_weight` > 0 needs `hidden_pairs`"):
         Distillation(_lm(0), _lm(1), hidden_weight=1.0)
-    wide = Distillation(_lm(0), _lm(1, n_embd=32), kl_weight=0.0, hidden_weight=1.0,
-                        hidden_pairs={"model.blocks.0": "model.blocks.0"})  # fmt: skip
+    wide = Distillation(
+        _lm(0), _lm(1, n_embd=32), kl_weight=0.0, hidden_weight=1.0, hidden_pairs={"model.blocks.0": "model.blocks.0"}
+    )
     with pytest.raises(ValueError, match=r"student output \(8, 8, 16\) and teacher output \(8, 8, 32\) differ"):
         _trainer(1).fit(wide, _loader())
 

@@ -20,5 +20,7 @@ def test_two_process_cpu_ddp_students_agree_and_teachers_stay(tmp_path):
     assert moved  # the student trained away from the teacher's weights it started from
     for key in (k for k in rank0 if k.startswith("teacher.")):  # the frozen teacher is where it began
         for state in (rank0, rank1):
-            torch.testing.assert_close(state[key], rank0["teacher_before." + key.removeprefix("teacher.")], rtol=0, atol=0)
+            torch.testing.assert_close(
+                state[key], rank0["teacher_before." + key.removeprefix("teacher.")], rtol=0, atol=0
+            )
     assert torch.isfinite(rank0["_kl"])

@@ -38,9 +38,14 @@ def _batches(tokenizer, sentences=SENTENCES):
 
 def _trainer(steps, callbacks):
     return pl.Trainer(
-        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=callbacks,
-    )  # fmt: skip
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
 
 
 def test_loaded_encoder_has_no_pooler_and_gives_unit_embeddings(bert_dir):
@@ -71,7 +76,9 @@ def test_distillation_recovers_agreement_lost_to_ternary_weights(bert_dir):
     ptq_student = SentenceStudent(teacher)  # the ternary copy without training
     assert convert(ptq_student, bits=1.58).converted
     ptq_cosine = mean_cosine(embed(teacher, batches), embed(ptq_student, batches))
-    fitted = Distillation(student, teacher, task_weight=0, kl_weight=0, hidden_weight=1, hidden_pairs=PAIRS, hidden_loss="cosine")
+    fitted = Distillation(
+        student, teacher, task_weight=0, kl_weight=0, hidden_weight=1, hidden_pairs=PAIRS, hidden_loss="cosine"
+    )
     _trainer(60, [TernaryQAT()]).fit(fitted, SentenceDataModule(SENTENCES, tokenizer, batch_size=4, max_length=32))
     trained_cosine = mean_cosine(embed(teacher, batches), embed(student, batches))
     # oracle: the untrained ternary copy; 60 steps on the 12 training sentences close most of the gap
@@ -82,7 +89,9 @@ def test_distillation_recovers_agreement_lost_to_ternary_weights(bert_dir):
 
 def test_a_student_without_a_task_needs_task_weight_zero(bert_dir):
     teacher, tokenizer = load_encoder(bert_dir)
-    fitted = Distillation(SentenceStudent(teacher), teacher, task_weight=1.0, kl_weight=0, hidden_weight=1, hidden_pairs=PAIRS)
+    fitted = Distillation(
+        SentenceStudent(teacher), teacher, task_weight=1.0, kl_weight=0, hidden_weight=1, hidden_pairs=PAIRS
+    )
     with pytest.raises(ValueError, match="returned no loss while `task_weight` is 1.0"):
         _trainer(1, []).fit(fitted, SentenceDataModule(SENTENCES, tokenizer, batch_size=4))
 
@@ -111,9 +120,16 @@ def test_job_trains_evaluates_and_writes_a_packed_student_that_loads(bert_dir, t
     text = tmp_path / "corpus.txt"
     text.write_text(sentences_text())
     cfg = _compose(
-        f"teacher={bert_dir}", f"corpus.path={text}", "corpus.held_out=3", "corpus.retrieval=3", "corpus.batch_size=2",
-        "trainer.max_steps=3", "quant.warmup_steps=1", "callbacks.checkpoint=null", f"export_float_dtype={float_dtype}",
-    )  # fmt: skip
+        f"teacher={bert_dir}",
+        f"corpus.path={text}",
+        "corpus.held_out=3",
+        "corpus.retrieval=3",
+        "corpus.batch_size=2",
+        "trainer.max_steps=3",
+        "quant.warmup_steps=1",
+        "callbacks.checkpoint=null",
+        f"export_float_dtype={float_dtype}",
+    )
     summary = run(cfg, tmp_path / "run")
     assert summary["steps"] == 3 and summary["sentences"] == {"train": 6, "held_out": 3, "retrieval": 3}
     assert -1 <= summary["mean_cosine"] <= 1 and 0 <= summary["top1_agreement"] <= 1
@@ -124,7 +140,9 @@ def test_job_trains_evaluates_and_writes_a_packed_student_that_loads(bert_dir, t
     packed = load_packed(SentenceStudent(teacher), summary["packed_file"])
     held_out = split_corpus(corpus_sentences(text), 3, 3, seed=cfg.corpus.split_seed).held_out
     batches = _batches(tokenizer, held_out)
-    assert mean_cosine(embed(teacher, batches), embed(packed, batches)) == pytest.approx(summary["mean_cosine"], abs=6e-5)
+    assert mean_cosine(embed(teacher, batches), embed(packed, batches)) == pytest.approx(
+        summary["mean_cosine"], abs=6e-5
+    )
 
 
 @pytest.mark.slow
@@ -134,7 +152,9 @@ def test_minilm_teacher_embeds_as_sentence_transformers_does():
     from lightning_hybrid.distill.minilm import minilm_dir
 
     encoder, tokenizer = load_encoder()
-    assert sum(p.numel() for p in encoder.parameters()) == 22_713_216 - (384 * 384 + 384)  # all-MiniLM-L6-v2 less its pooler
+    assert sum(p.numel() for p in encoder.parameters()) == 22_713_216 - (
+        384 * 384 + 384
+    )  # all-MiniLM-L6-v2 less its pooler
     ours = embed(encoder, _batches(tokenizer))
     # oracle: sentence-transformers' own pipeline for this model (tokenize, BERT, mean pooling, normalize)
     reference = sentence_transformers.SentenceTransformer(str(minilm_dir()), device="cpu").encode(
@@ -149,7 +169,10 @@ def test_two_process_ddp_job_ranks_agree(bert_dir, tmp_path):
     text = tmp_path / "corpus.txt"
     text.write_text(sentences_text())
     result = subprocess.run(
-        [sys.executable, str(script), str(bert_dir), str(text), str(tmp_path)], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), str(bert_dir), str(text), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))

@@ -43,7 +43,9 @@ def test_bad_method_names_the_argument():
 
 
 def _ddp_run(method, out):
-    result = subprocess.run([sys.executable, str(SCRIPT), method, str(out)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), method, str(out)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
 
@@ -79,7 +81,9 @@ def test_bounding_clips_each_piece_at_its_own_spread():
 def test_resume_gives_each_rank_back_its_own_residuals_and_random_stream(tmp_path):
     script = SCRIPT.parent / "ddp_terngrad_resume.py"
     for phase in ("save", "resume"):
-        result = subprocess.run([sys.executable, str(script), phase, str(tmp_path)], capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, str(script), phase, str(tmp_path)], capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, phase + result.stderr[-3000:]
     saved = [torch.load(tmp_path / f"saved_rank{r}.pt") for r in (0, 1)]
     restored = [torch.load(tmp_path / f"restored_rank{r}.pt") for r in (0, 1)]
@@ -120,7 +124,9 @@ def test_one_scale_a_bucket_sends_fewer_scales_and_ranks_still_agree(tmp_path):
     for key in (k for k in rank0 if not k.startswith("_")):  # the shared scale keeps the ranks' sums identical
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
     numel, steps = int(rank0["_grad_numel"]), int(rank0["_steps"])
-    scale_bytes = {name: int(run["_bytes"]) // steps - numel for name, run in (("parameter", per_parameter), ("bucket", rank0))}
+    scale_bytes = {
+        name: int(run["_bytes"]) // steps - numel for name, run in (("parameter", per_parameter), ("bucket", rank0))
+    }
     # oracle: an fp32 scale per parameter tensor against one per DDP bucket (this small model fills one bucket)
     n_tensors = int(per_parameter["_grad_tensors"])
     assert scale_bytes == {"parameter": 4 * n_tensors, "bucket": 4}, scale_bytes

@@ -10,12 +10,20 @@ METHODS = {"a": {"overrides": ["optimizer=adamw_cosine"]}, "p": {"overrides": ["
 
 
 def test_grid_sweeps_lrs_and_seeds_but_not_fixed_lr_methods():
-    runs = expand(WORKLOADS, METHODS, ["text"], ["a", "p"], [1e-3, 1e-2], [0, 1, 2], ["trainer.max_steps=5"], {"corpus": "x.txt"})
+    runs = expand(
+        WORKLOADS, METHODS, ["text"], ["a", "p"], [1e-3, 1e-2], [0, 1, 2], ["trainer.max_steps=5"], {"corpus": "x.txt"}
+    )
     assert len(runs) == 2 * 3 + 3
     assert {r.lr for r in runs if r.method == "p"} == {1.0}
     first = runs[0]
     assert first.key == "text/a/lr0.001/seed0"
-    assert first.overrides == ("data.path=x.txt", "optimizer=adamw_cosine", "model.lr=0.001", "seed=0", "trainer.max_steps=5")
+    assert first.overrides == (
+        "data.path=x.txt",
+        "optimizer=adamw_cosine",
+        "model.lr=0.001",
+        "seed=0",
+        "trainer.max_steps=5",
+    )
 
 
 def test_workload_can_restrict_methods():

@@ -10,7 +10,15 @@ from lightning_hybrid.harness.report import band, cells_by_workload, count_spike
 
 
 def _result(method, lr, seed, curve, status="ok", step_s=0.01):
-    r = {"workload": "w", "method": method, "lr": lr, "seed": seed, "status": status, "val": curve, "median_step_s": step_s}
+    r = {
+        "workload": "w",
+        "method": method,
+        "lr": lr,
+        "seed": seed,
+        "status": status,
+        "val": curve,
+        "median_step_s": step_s,
+    }
     if status == "ok":
         r["final_val_loss"] = curve[-1][1]
     else:
@@ -54,7 +62,10 @@ def test_markdown_shows_ratios_and_failures():
     assert "Target val loss: 2.000 (ref at its best base LR)." in text
     assert "| fast | 0.01 | 1.700 ± 0.000 | failed | 20 (0.67x) | 2.00x | 1 |" in text
     assert "| ref | 0.01 | 2.000 ± 0.141 | 3.000 | 30 (1.00x) | 1.00x | 0 |" in text
-    assert "| fast | 0.1 | 1 | 1.400 ± 0.000 | 0 | seed 0: NonFiniteLossError: non-finite training loss (nan) at step 7 |" in text
+    assert (
+        "| fast | 0.1 | 1 | 1.400 ± 0.000 | 0 | seed 0: NonFiniteLossError: non-finite training loss (nan) at step 7 |"
+        in text
+    )
 
 
 def test_count_spikes_counts_rises_above_the_recent_median():

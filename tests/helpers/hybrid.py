@@ -50,9 +50,18 @@ class StepProbe(pl.Callback):
 def fit(callbacks, max_steps=12, ckpt_path=None, model=None, **trainer_kwargs):
     torch.manual_seed(0)
     model = model or ScheduledClassifier()
-    defaults = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
+    defaults = {
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=max_steps, callbacks=callbacks, limit_val_batches=0, **{**defaults, **trainer_kwargs}
+        accelerator="cpu",
+        max_steps=max_steps,
+        callbacks=callbacks,
+        limit_val_batches=0,
+        **{**defaults, **trainer_kwargs},
     )
     trainer.fit(model, classification_loader(n=96), ckpt_path=ckpt_path)  # 6 steps an epoch
     return trainer, model

@@ -46,7 +46,9 @@ class NestedClassifier(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
-def classification_loader(n: int = 96, d: int = 16, classes: int = 3, seed: int = 0, batch_size: int = 16) -> DataLoader:
+def classification_loader(
+    n: int = 96, d: int = 16, classes: int = 3, seed: int = 0, batch_size: int = 16
+) -> DataLoader:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g)
     y = (x[:, :classes].argmax(dim=1)).long()

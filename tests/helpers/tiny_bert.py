@@ -34,9 +34,15 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     BertTokenizerFast(str(directory / "vocab.txt")).save_pretrained(directory)  # vocab_file (v4) or vocab (v5)
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
         initializer_range=0.2,  # large enough that ternary weights change the embeddings (0.02 barely does)
-    )  # fmt: skip
+    )
     BertModel(config).save_pretrained(directory)
     return directory

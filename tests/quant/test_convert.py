@@ -141,7 +141,8 @@ def test_bf16_weights_convert_and_run():
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     out.float().sum().backward()
     assert all(
-        p.grad is not None and p.grad.dtype == torch.bfloat16 for p in bit_linears(model)["backbone.0.layers.0"].parameters()
+        p.grad is not None and p.grad.dtype == torch.bfloat16
+        for p in bit_linears(model)["backbone.0.layers.0"].parameters()
     )
 
 

@@ -54,7 +54,9 @@ def test_activation_quantization_matches_the_reference(shape):
     torch.testing.assert_close(K.quantize_activation(x), ref.quantize_activation(x), rtol=0, atol=0)
     codes, scale = K.activation_codes(x)  # the int8 matmul's operands: the same numbers, factored
     assert codes.dtype == torch.int8 and scale.shape == (codes.shape[0],)
-    torch.testing.assert_close(codes.float() * scale[:, None], ref.quantize_activation(x).reshape(codes.shape), rtol=0, atol=0)
+    torch.testing.assert_close(
+        codes.float() * scale[:, None], ref.quantize_activation(x).reshape(codes.shape), rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("bits", [4, 8])

@@ -31,6 +31,7 @@ def test_unchecked_2bit_decoding_equals_unpacking():
 def test_a_flat_code_vector_packs_four_a_byte_as_terngrad_sends_it():
     codes = torch.tensor([-1, 0, 1, 1, -1, 0, 0], dtype=torch.int8)
     packed = packing.pack_2bit(codes)
-    # oracle: code + 1 in two bits, first code lowest: (0, 1, 2, 2) -> 0 + 4 + 32 + 128; (0, 1, 1, pad 1) -> 0 + 4 + 16 + 64
+    # oracle: code + 1 in two bits, first code lowest: (0, 1, 2, 2) -> 0 + 4 + 32 + 128;
+    # (0, 1, 1, padding code 0 -> 1) -> 0 + 4 + 16 + 64
     assert packed.tolist() == [164, 84] and packed.dtype == torch.uint8
     torch.testing.assert_close(packing.decode_2bit(packed, codes.numel()), codes, rtol=0, atol=0)

@@ -11,7 +11,14 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from lightning_hybrid import ClusteredTextDataModule, PrecisionAllocator, PrecisionPlan, TernaryQAT, load_packed, save_packed
+from lightning_hybrid import (
+    ClusteredTextDataModule,
+    PrecisionAllocator,
+    PrecisionPlan,
+    TernaryQAT,
+    load_packed,
+    save_packed,
+)
 from lightning_hybrid.models import GPT, GPTConfig, LanguageModel
 from lightning_hybrid.quant import bit_linears, convert
 from lightning_hybrid.quant import reference as ref
@@ -88,8 +95,12 @@ def test_grouping_orders_groups_by_sensitivity():
 
 def test_assignment_is_the_cheapest_monotone_one_within_budget():
     groups, params = [0, 0, 1, 2], [100, 100, 50, 50]
-    by_bits = [{1: 0.1, 1.58: 0.05, 2: 0.04, 4: 0.01, 8: 0.0}, {1: 0.1, 1.58: 0.05, 2: 0.04, 4: 0.01, 8: 0.0},
-               {1: 0.5, 1.58: 0.3, 2: 0.2, 4: 0.05, 8: 0.0}, {1: 2.0, 1.58: 1.0, 2: 0.8, 4: 0.1, 8: 0.0}]  # fmt: skip
+    by_bits = [
+        {1: 0.1, 1.58: 0.05, 2: 0.04, 4: 0.01, 8: 0.0},
+        {1: 0.1, 1.58: 0.05, 2: 0.04, 4: 0.01, 8: 0.0},
+        {1: 0.5, 1.58: 0.3, 2: 0.2, 4: 0.05, 8: 0.0},
+        {1: 2.0, 1.58: 1.0, 2: 0.8, 4: 0.1, 8: 0.0},
+    ]
     choices = [1, 1.58, 2, 4, 8]
     got = assign_bits(groups, params, by_bits, choices, budget=2.0)
     best = None  # oracle: brute force over every monotone assignment
@@ -118,15 +129,28 @@ def test_allocator_arguments_are_checked():
 def _fit(tmp_path, max_steps, plan, callbacks=(), ckpt_path=None):
     torch.manual_seed(0)
     # ClusterDataModule's loader resumes mid-epoch exactly (TextDataModule's shuffled one replays the epoch)
-    data = ClusteredTextDataModule(max_bytes=40_000, block_size=16, batch_size=4, val_windows=16, num_clusters=2, policy="random",
-                                   cache_dir=tmp_path.parent / "cache")  # fmt: skip
+    data = ClusteredTextDataModule(
+        max_bytes=40_000,
+        block_size=16,
+        batch_size=4,
+        val_windows=16,
+        num_clusters=2,
+        policy="random",
+        cache_dir=tmp_path.parent / "cache",
+    )
     model = LanguageModel(vocab_size=data.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32, warmup_steps=2)
     qat = TernaryQAT(plan=plan)
     trainer = pl.Trainer(
-        max_steps=max_steps, callbacks=[qat, *callbacks], logger=pl.loggers.CSVLogger(tmp_path, name="", version=""),
-        limit_val_batches=2, val_check_interval=4, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, enable_checkpointing=bool(callbacks),
-    )  # fmt: skip
+        max_steps=max_steps,
+        callbacks=[qat, *callbacks],
+        logger=pl.loggers.CSVLogger(tmp_path, name="", version=""),
+        limit_val_batches=2,
+        val_check_interval=4,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        enable_checkpointing=bool(callbacks),
+    )
     trainer.fit(model, data, ckpt_path=ckpt_path)
     return qat, model
 
@@ -148,7 +172,10 @@ def test_resume_keeps_the_plan_the_checkpoint_was_trained_with(tmp_path):
     _fit(tmp_path / "b", 4, plan, [ckpt])
     # resumed with an allocator: the saved plan wins, nothing is measured on fresh weights
     qat, resumed = _fit(
-        tmp_path / "c", 8, PrecisionAllocator(average_bits=1.0, choices=[1]), ckpt_path=str(tmp_path / "ckpt" / "step=4.ckpt")
+        tmp_path / "c",
+        8,
+        PrecisionAllocator(average_bits=1.0, choices=[1]),
+        ckpt_path=str(tmp_path / "ckpt" / "step=4.ckpt"),
     )
     assert qat.plan_bits == plan and not (tmp_path / "c" / "precision_plan.json").exists()
     assert {n: m.bits for n, m in bit_linears(resumed).items() if n in plan} == plan

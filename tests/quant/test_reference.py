@@ -111,7 +111,9 @@ def test_integer_linear_is_the_fake_quantized_linear_computed_on_codes(bits):
     w = torch.randn(9, 23, generator=g, requires_grad=True)
     b = torch.randn(9, generator=g, requires_grad=True)
     out = ref.integer_linear(x, w, b, bits, 8)
-    expected = torch.nn.functional.linear(ref.ste(x, ref.quantize_activation(x)), ref.ste(w, ref.quantize_weight(w, bits)), b)
+    expected = torch.nn.functional.linear(
+        ref.ste(x, ref.quantize_activation(x)), ref.ste(w, ref.quantize_weight(w, bits)), b
+    )
     torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6 * float(expected.detach().abs().max()))
     upstream = torch.randn(out.shape, generator=g)
     grads = torch.autograd.grad(out, (x, w, b), upstream)

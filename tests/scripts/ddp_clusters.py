@@ -33,16 +33,30 @@ def main(out: Path, policy: str) -> None:
     pl.seed_everything(0)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 16, generator=g)[torch.randint(4, (200,), generator=g)] * 8 + torch.randn(200, 16, generator=g)
-    data = ClusterDataModule(TensorDataset(x, x[:, :3].argmax(dim=1)), num_clusters=4, batch_size=10, policy=policy,
-                             cache_dir=out / "cache")  # fmt: skip
+    data = ClusterDataModule(
+        TensorDataset(x, x[:, :3].argmax(dim=1)), num_clusters=4, batch_size=10, policy=policy, cache_dir=out / "cache"
+    )
     seen = Seen()
     trainer = pl.Trainer(
-        accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true", max_epochs=2, limit_val_batches=0, callbacks=[seen],
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-    )  # fmt: skip
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_find_unused_parameters_true",
+        max_epochs=2,
+        limit_val_batches=0,
+        callbacks=[seen],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(NestedClassifier(d=16), data)
     torch.save(
-        {"inputs": torch.stack(seen.inputs), "clusters": torch.stack(seen.clusters), "labels": data.clustering.labels, "x": x},
+        {
+            "inputs": torch.stack(seen.inputs),
+            "clusters": torch.stack(seen.clusters),
+            "labels": data.clustering.labels,
+            "x": x,
+        },
         out / f"rank{trainer.global_rank}.pt",
     )
 

@@ -19,9 +19,17 @@ from lightning_hybrid.jobs.distill_minilm import run
 def main(bert_dir: str, corpus: str, out: Path) -> None:
     torch.set_num_threads(1)
     overrides = [
-        f"teacher={bert_dir}", f"corpus.path={corpus}", "corpus.held_out=3", "corpus.retrieval=3", "corpus.batch_size=2",
-        "trainer=ddp", "trainer.accelerator=cpu", "trainer.max_steps=4", "quant.warmup_steps=2", "callbacks.checkpoint=null",
-    ]  # fmt: skip
+        f"teacher={bert_dir}",
+        f"corpus.path={corpus}",
+        "corpus.held_out=3",
+        "corpus.retrieval=3",
+        "corpus.batch_size=2",
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.max_steps=4",
+        "quant.warmup_steps=2",
+        "callbacks.checkpoint=null",
+    ]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("distill_minilm", overrides=overrides)
     summary = run(cfg, out / "run")

@@ -11,17 +11,18 @@ def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def launch(kernel, tuned, configs, grid, *args) -> None:
-    """Run `tuned` (kernel wrapped in triton.autotune over `configs`) with grid(meta).
+def launch(kernel, tuned, configs, grid, **arguments) -> None:
+    """Run `tuned` (kernel wrapped in triton.autotune over `configs`) with grid(meta) on the kernel's
+    `arguments`, all by name.
 
     Autotuning times the configs on the device; the interpreter (CPU CI) has nothing to time, so there
     the plain kernel runs with the first config, which each kernel file lists first for that reason.
     """
     if interpreted():
         meta = dict(configs[0].kwargs)
-        kernel[grid(meta)](*args, **meta)
+        kernel[grid(meta)](**arguments, **meta)
     else:
-        tuned[grid](*args)
+        tuned[grid](**arguments)
 
 
 def check_float(t: torch.Tensor, name: str) -> torch.Tensor:

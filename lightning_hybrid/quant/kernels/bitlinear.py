@@ -37,12 +37,12 @@ def activation_operand(rows: torch.Tensor, act_bits: int | None) -> tuple[torch.
     return quantize.quantize_activation(rows, act_bits), None
 
 
-def _forward(x, weight, bias, bits, act_bits):
+def _forward(x, weight, bias, bits, act_bits) -> tuple[torch.Tensor, ref.LinearSaved]:
     rows = rows_of(check_float(x, "x"))
     codes, scale = weight_codes(weight, bits)
     a, a_scale = activation_operand(rows, act_bits)
-    out = matmul.scaled_matmul(a, a_scale, codes, scale, bias, ref.output_dtype(x))
-    return out.reshape(*x.shape[:-1], weight.shape[0]), (a, a_scale, codes, scale)
+    out = matmul.scaled_matmul(a, a_scale, codes, scale, bias, ref.output_dtype(x))  # [M, K] @ [N, K]^T -> [M, N]
+    return out.reshape(*x.shape[:-1], weight.shape[0]), ref.LinearSaved(a, a_scale, codes, scale)
 
 
 class _BitLinearFunction(torch.autograd.Function):
@@ -50,12 +50,13 @@ class _BitLinearFunction(torch.autograd.Function):
     def forward(ctx, x, weight, bias, bits, act_bits):
         out, saved = _forward(x, weight, bias, bits, act_bits)
         ctx.save_for_backward(*saved)
-        ctx.x_meta, ctx.weight_dtype = (x.dtype, x.shape), weight.dtype
+        ctx.meta = ref.LinearMeta(x.dtype, x.shape, weight.dtype)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return *ref.linear_backward(grad, ctx.saved_tensors, ctx.x_meta, ctx.weight_dtype, ctx.needs_input_grad[:3]), None, None
+        saved = ref.LinearSaved(*ctx.saved_tensors)
+        return *ref.linear_backward(grad, saved, ctx.meta, ctx.needs_input_grad[:3]), None, None
 
 
 def bit_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, bits: float, act_bits: int | None):
@@ -68,7 +69,7 @@ def packed_linear(x, packed, scale, bias, in_features: int, act_bits: int | None
     rows = rows_of(check_float(x.detach(), "x"))
     a, a_scale = activation_operand(rows, act_bits)
     kernel = matmul.packed_gemv if rows.shape[0] <= GEMV_MAX_TOKENS else _packed_gemm
-    out = kernel(a, a_scale, packed, scale, in_features, bias, ref.output_dtype(x))
+    out = kernel(a, a_scale, packed, scale, in_features, bias, ref.output_dtype(x))  # [M, K] @ [N, K]^T -> [M, N]
     return out.reshape(*x.shape[:-1], packed.shape[0])
 
 

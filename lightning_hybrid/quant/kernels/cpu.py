@@ -19,4 +19,4 @@ def int_sums(x_codes: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """x_codes @ codes^T for int8 matrices (tokens, in) and (out, in), as exact int32 sums."""
     if not x_codes.shape[0]:
         return torch.zeros(0, codes.shape[0], dtype=torch.int32, device=codes.device)
-    return torch._int_mm(x_codes, codes.t())
+    return torch._int_mm(x_codes, codes.t())  # [M, K] @ [K, N] -> [M, N], int32

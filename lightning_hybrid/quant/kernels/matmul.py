@@ -50,7 +50,8 @@ GEMV_CONFIGS = [
 @triton.jit
 def _tile_ids(M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
     # Groups of GROUP_M row tiles sweep the column tiles together, so their weight tiles stay in L2.
-    pid = tl.program_id(0)
+    # int64 from here on: row * stride passes 2^31 for large activations and weights.
+    pid = tl.program_id(0).to(tl.int64)
     tiles_n = tl.cdiv(N, BLOCK_N)
     group = pid // (GROUP_M * tiles_n)
     first_m = group * GROUP_M
@@ -71,8 +72,21 @@ def _weight_tile(b_ptr, rn, k, N, K, stride_bn, B_PACKED: tl.constexpr):
 
 
 @triton.jit
-def _epilogue(acc, rm, rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_ptr, c_ptr, stride_cm,
-              HAS_A_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr):  # fmt: skip
+def _epilogue(
+    acc,
+    rm,
+    rn,
+    M,
+    N,
+    a_scale_ptr,
+    b_scale_ptr,
+    b_scale_stride,
+    bias_ptr,
+    c_ptr,
+    stride_cm,
+    HAS_A_SCALE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+):
     out = acc.to(tl.float32)
     if HAS_A_SCALE:
         out *= tl.load(a_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
@@ -83,36 +97,69 @@ def _epilogue(acc, rm, rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_
     tl.store(c_ptr + rm[:, None] * stride_cm + rn[None, :], out.to(c_ptr.dtype.element_ty), mask=mask)
 
 
-# fmt: off
 @triton.jit
 def _scaled_matmul(
-    a_ptr, a_scale_ptr, b_ptr, b_scale_ptr, bias_ptr, c_ptr,  # operands
-    M, N, K, M_BUCKET, stride_am, stride_bn, stride_cm, b_scale_stride,  # sizes and strides
-    A_INT: tl.constexpr, B_PACKED: tl.constexpr, HAS_A_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr,  # variant
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,  # tiles
-):  # fmt: on
+    a_ptr,
+    a_scale_ptr,
+    b_ptr,
+    b_scale_ptr,
+    bias_ptr,
+    c_ptr,  # operands
+    M,
+    N,
+    K,
+    M_BUCKET,
+    stride_am,
+    stride_bn,
+    stride_cm,
+    b_scale_stride,  # sizes and strides
+    A_INT: tl.constexpr,
+    B_PACKED: tl.constexpr,
+    HAS_A_SCALE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,  # variant
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,  # tiles
+):
     rm, rn = _tile_ids(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32 if A_INT else tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         a = tl.load(a_ptr + rm[:, None] * stride_am + k[None, :], mask=(rm < M)[:, None] & (k < K)[None, :], other=0)
         b = _weight_tile(b_ptr, rn, k, N, K, stride_bn, B_PACKED)
+        # [BLOCK_M, BLOCK_K] @ [BLOCK_K, BLOCK_N] -> [BLOCK_M, BLOCK_N]
         if A_INT:
             acc += tl.dot(a, b, out_dtype=tl.int32)
         else:  # codes are exact in any float type; "ieee" keeps fp32 inputs out of TF32
             acc += tl.dot(a, b.to(a.dtype), input_precision="ieee")
-    _epilogue(acc, rm, rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_ptr, c_ptr, stride_cm, HAS_A_SCALE, HAS_BIAS)
+    _epilogue(
+        acc, rm, rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_ptr, c_ptr, stride_cm, HAS_A_SCALE, HAS_BIAS
+    )
 
 
-# fmt: off
 @triton.jit
 def _packed_gemv(
-    a_ptr, a_scale_ptr, b_ptr, b_scale_ptr, bias_ptr, c_ptr,  # operands
-    M, N, K, KB, stride_am, stride_cm, b_scale_stride,  # sizes (KB = packed bytes a row) and strides
-    HAS_A_SCALE: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_KB: tl.constexpr,
-):  # fmt: on
-    rn = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    m = tl.program_id(1)
+    a_ptr,
+    a_scale_ptr,
+    b_ptr,
+    b_scale_ptr,
+    bias_ptr,
+    c_ptr,  # operands
+    M,
+    N,
+    K,
+    KB,
+    stride_am,
+    stride_cm,
+    b_scale_stride,  # sizes (KB = packed bytes a row) and strides
+    HAS_A_SCALE: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_KB: tl.constexpr,
+):
+    rn = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)  # int64: rn * KB passes 2^31
+    m = tl.program_id(1).to(tl.int64)
     # fp32 sums of int8 codes stay exact integers while K * 127 < 2^24 (K below 132,000)
     acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
     for kb0 in range(0, KB, BLOCK_KB):
@@ -123,9 +170,23 @@ def _packed_gemv(
             k = kb * 4 + j
             a = tl.load(a_ptr + m * stride_am + k, mask=k < K, other=0).to(tl.float32)
             codes = ((byte >> (2 * j)) & 3) - 1
-            acc += tl.sum(codes.to(tl.float32) * a[None, :], axis=1)
-    _epilogue(acc[None, :], m + tl.arange(0, 1), rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_ptr, c_ptr,
-              stride_cm, HAS_A_SCALE, HAS_BIAS)  # fmt: skip
+            acc += tl.sum(codes.to(tl.float32) * a[None, :], axis=1)  # [BLOCK_N, BLOCK_KB] . [BLOCK_KB] -> [BLOCK_N]
+    rm = m + tl.arange(0, 1)
+    _epilogue(
+        acc[None, :],
+        rm,
+        rn,
+        M,
+        N,
+        a_scale_ptr,
+        b_scale_ptr,
+        b_scale_stride,
+        bias_ptr,
+        c_ptr,
+        stride_cm,
+        HAS_A_SCALE,
+        HAS_BIAS,
+    )
 
 
 _scaled_matmul_tuned = triton.autotune(configs=GEMM_CONFIGS, key=["M_BUCKET", "N", "K"])(_scaled_matmul)
@@ -153,7 +214,14 @@ def _operands(a, a_scale, b, b_scale, bias, out_dtype):
     return c, a_scale, scale, bias_arg
 
 
-def scaled_matmul(a, a_scale, b, b_scale, bias=None, out_dtype=torch.float32, packed: bool = False, k: int | None = None):
+def _pointers(a, a_scale, b, b_scale, bias, c) -> dict[str, torch.Tensor]:
+    """The operand arguments both kernels take (placeholders stand where a scale or the bias is absent)."""
+    return {"a_ptr": a, "a_scale_ptr": a_scale, "b_ptr": b, "b_scale_ptr": b_scale, "bias_ptr": bias, "c_ptr": c}
+
+
+def scaled_matmul(
+    a, a_scale, b, b_scale, bias=None, out_dtype=torch.float32, packed: bool = False, k: int | None = None
+):
     """(A @ codes(b)^T) * a_scale[:, None] * b_scale + bias as an (M, N) matrix of `out_dtype`.
 
     b: int8 codes (N, K), or with packed=True uint8 "2bit" bytes (N, ceil(k / 4)) for K = k.
@@ -162,12 +230,28 @@ def scaled_matmul(a, a_scale, b, b_scale, bias=None, out_dtype=torch.float32, pa
     m, k = a.shape[0], a.shape[-1] if k is None else k
     _check_operands(a, a_scale, b, b_scale, bias, k, -(-k // 4) if packed else k)
     c, a_scale_arg, scale, bias_arg = _operands(a, a_scale, b, b_scale, bias, out_dtype)
-    if m and b.shape[0]:
-        n = b.shape[0]
+    n = b.shape[0]
+    if m and n:  # [M, K] @ [N, K]^T -> [M, N]
         grid = lambda meta: (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)  # noqa: E731
-        args = (a, a_scale_arg, b, scale, bias_arg, c, m, n, k, triton.next_power_of_2(m), a.stride(0), b.stride(0),
-                c.stride(0), int(scale.numel() > 1), a.dtype == torch.int8, packed, a_scale is not None, bias is not None)  # fmt: skip
-        launch(_scaled_matmul, _scaled_matmul_tuned, GEMM_CONFIGS, grid, *args)
+        launch(
+            _scaled_matmul,
+            _scaled_matmul_tuned,
+            GEMM_CONFIGS,
+            grid,
+            **_pointers(a, a_scale_arg, b, scale, bias_arg, c),
+            M=m,
+            N=n,
+            K=k,
+            M_BUCKET=triton.next_power_of_2(m),
+            stride_am=a.stride(0),
+            stride_bn=b.stride(0),
+            stride_cm=c.stride(0),
+            b_scale_stride=int(scale.numel() > 1),
+            A_INT=a.dtype == torch.int8,
+            B_PACKED=packed,
+            HAS_A_SCALE=a_scale is not None,
+            HAS_BIAS=bias is not None,
+        )
     return c
 
 
@@ -177,9 +261,22 @@ def packed_gemv(a, a_scale, b, b_scale, k: int, bias=None, out_dtype=torch.float
     _check_operands(a, a_scale, b, b_scale, bias, k, -(-k // 4))
     c, a_scale_arg, scale, bias_arg = _operands(a, a_scale, b, b_scale, bias, out_dtype)
     m, n = a.shape[0], b.shape[0]
-    if m and n:
+    if m and n:  # [M, K] @ [N, K]^T -> [M, N]
         grid = lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), m)  # noqa: E731
-        args = (a, a_scale_arg, b, scale, bias_arg, c, m, n, k, b.shape[1], a.stride(0), c.stride(0),
-                int(scale.numel() > 1), a_scale is not None, bias is not None)  # fmt: skip
-        launch(_packed_gemv, _packed_gemv_tuned, GEMV_CONFIGS, grid, *args)
+        launch(
+            _packed_gemv,
+            _packed_gemv_tuned,
+            GEMV_CONFIGS,
+            grid,
+            **_pointers(a, a_scale_arg, b, scale, bias_arg, c),
+            M=m,
+            N=n,
+            K=k,
+            KB=b.shape[1],
+            stride_am=a.stride(0),
+            stride_cm=c.stride(0),
+            b_scale_stride=int(scale.numel() > 1),
+            HAS_A_SCALE=a_scale is not None,
+            HAS_BIAS=bias is not None,
+        )
     return c

@@ -31,7 +31,7 @@ def _rint(x):
 
 @triton.jit
 def _abs_partial_sums(w_ptr, out_ptr, numel, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)  # int64 before the offsets: a weight may pass 2^31 elements
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     w = tl.load(w_ptr + offs, mask=offs < numel, other=0.0).to(tl.float32)
     tl.store(out_ptr + pid, tl.sum(tl.abs(w), axis=0))
@@ -39,7 +39,7 @@ def _abs_partial_sums(w_ptr, out_ptr, numel, BLOCK: tl.constexpr):
 
 @triton.jit
 def _ternary_round(w_ptr, scale_ptr, codes_ptr, q_ptr, numel, DEQUANTIZE: tl.constexpr, BLOCK: tl.constexpr):
-    pid = tl.program_id(0)
+    pid = tl.program_id(0).to(tl.int64)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
     s = tl.load(scale_ptr)
@@ -53,7 +53,7 @@ def _ternary_round(w_ptr, scale_ptr, codes_ptr, q_ptr, numel, DEQUANTIZE: tl.con
 @triton.jit
 def _token_absmax(x_ptr, out_ptr, scale_ptr, n_cols, q, eps, CODES: tl.constexpr, BLOCK_N: tl.constexpr):
     # CODES: write int8 codes and the row's scale g / q; otherwise the fake-quantized row codes * g / q.
-    row = tl.program_id(0)
+    row = tl.program_id(0).to(tl.int64)  # row * n_cols passes 2^31 on long prompts
     cols = tl.arange(0, BLOCK_N)
     mask = cols < n_cols
     x = tl.load(x_ptr + row * n_cols + cols, mask=mask, other=0.0).to(tl.float32)
@@ -76,12 +76,13 @@ def _ternary(w: torch.Tensor, dequantize: bool) -> tuple[torch.Tensor, torch.Ten
     w = check_float(w.detach(), "w")
     numel = w.numel()
     partial = torch.empty(triton.cdiv(numel, SUM_BLOCK), dtype=torch.float32, device=w.device)
-    _abs_partial_sums[(len(partial),)](w, partial, numel, BLOCK=SUM_BLOCK)
+    _abs_partial_sums[(len(partial),)](w_ptr=w, out_ptr=partial, numel=numel, BLOCK=SUM_BLOCK)
     scale = (partial.sum() / max(numel, 1)).clamp_min(EPS)
     codes = torch.empty_like(w, dtype=torch.int8)
     quantized = torch.empty_like(w) if dequantize else codes  # codes: a placeholder the kernel never writes
     grid = lambda meta: (triton.cdiv(numel, meta["BLOCK"]),)  # noqa: E731
-    launch(_ternary_round, _ternary_round_tuned, WEIGHT_CONFIGS, grid, w, scale.reshape(1), codes, quantized, numel, dequantize)
+    operands = {"w_ptr": w, "scale_ptr": scale.reshape(1), "codes_ptr": codes, "q_ptr": quantized}
+    launch(_ternary_round, _ternary_round_tuned, WEIGHT_CONFIGS, grid, **operands, numel=numel, DEQUANTIZE=dequantize)
     return codes, scale, quantized if dequantize else None
 
 
@@ -109,7 +110,10 @@ def quantize_activation(x: torch.Tensor, bits: int = 8) -> torch.Tensor:
     if rows.numel():
         block = triton.next_power_of_2(rows.shape[1])
         q = float(2 ** (bits - 1) - 1)
-        _token_absmax[(rows.shape[0],)](rows, out, out, rows.shape[1], q, EPS, False, BLOCK_N=block, num_warps=_warps(block))
+        operands = {"x_ptr": rows, "out_ptr": out, "scale_ptr": out}  # no scales written: a placeholder
+        _token_absmax[(rows.shape[0],)](
+            **operands, n_cols=rows.shape[1], q=q, eps=EPS, CODES=False, BLOCK_N=block, num_warps=_warps(block)
+        )
     return out.reshape(x.shape)
 
 
@@ -126,5 +130,8 @@ def activation_codes(x: torch.Tensor, bits: int = 8) -> tuple[torch.Tensor, torc
     if rows.numel():
         block = triton.next_power_of_2(rows.shape[1])
         q = float(2 ** (bits - 1) - 1)
-        _token_absmax[(rows.shape[0],)](rows, codes, scale, rows.shape[1], q, EPS, True, BLOCK_N=block, num_warps=_warps(block))
+        operands = {"x_ptr": rows, "out_ptr": codes, "scale_ptr": scale}
+        _token_absmax[(rows.shape[0],)](
+            **operands, n_cols=rows.shape[1], q=q, eps=EPS, CODES=True, BLOCK_N=block, num_warps=_warps(block)
+        )
     return codes, scale
