@@ -1,11 +1,10 @@
-import lightning.pytorch as pl
+"""Optimizers and schedules by name (optim.py): nanoGPT's schedule, each optimizer, the settings' checks."""
+
 import pytest
 import torch
 
-from lightning_hybrid.callbacks import ScheduleFreeMode
-from lightning_hybrid.data import TextDataModule
 from lightning_hybrid.models import LanguageModel
-from lightning_hybrid.optim import make_optimizer, warmup_constant, warmup_cosine
+from lightning_hybrid.optim import OptimizerSettings, make_optimizer, warmup_constant, warmup_cosine
 
 
 def test_schedules():
@@ -34,25 +33,19 @@ def test_unknown_optimizer_and_schedule_are_value_errors():
         LanguageModel(schedule="linear")
 
 
-def test_schedulefree_mode_switches_around_validation_and_ends_in_eval(tmp_path):
-    # Without the callback the schedule-free optimizer refuses to step after a mid-epoch validation;
-    # with it, training goes on and the run ends in eval mode (the averaged weights).
-    pl.seed_everything(0)
-    data = TextDataModule(max_bytes=50_000, block_size=16, batch_size=4, val_windows=8)
-    model = LanguageModel(
-        vocab_size=256, block_size=16, n_layer=1, n_head=2, n_embd=16, optimizer="schedulefree_adamw", warmup_steps=2
-    )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=12,
-        val_check_interval=5,
-        callbacks=[ScheduleFreeMode()],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(model, data)
-    assert trainer.global_step == 12
-    assert trainer.optimizers[0].param_groups[0]["train_mode"] is False
+def test_settings_check_every_field_by_its_name():
+    assert OptimizerSettings(betas=[0.9, 0.95]).betas == (0.9, 0.95)  # a YAML list becomes a tuple
+    for kwargs, match in [
+        ({"lr": 0}, "`lr` must be a positive finite number, got 0"),
+        ({"weight_decay": -1}, "`weight_decay` must be a finite number >= 0, got -1"),
+        ({"betas": (0.9, 1.0)}, r"`betas` must be a finite number in \[0, 1\), got 1.0"),
+        ({"warmup_steps": -1}, "`warmup_steps` must be a non-negative integer, got -1"),
+        ({"decay_steps": 1.5}, "`decay_steps` must be an integer, got 1.5"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            OptimizerSettings(**kwargs)
+
+
+def test_schedule_free_adamw_gets_no_scheduler():
+    model = LanguageModel(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8, optimizer="schedulefree_adamw")
+    assert type(model.configure_optimizers()).__name__ == "AdamWScheduleFree"

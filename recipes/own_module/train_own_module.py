@@ -36,7 +36,7 @@ class MyModel(pl.LightningModule):  # an ordinary module: nothing here knows abo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="directory of the packed file (made if missing)")
+    parser.add_argument("--out", type=Path, default=Path("outputs"), help="directory of the packed file")
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(0)

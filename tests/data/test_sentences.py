@@ -1,9 +1,7 @@
 """Sentence corpora: splitting, filtering, dedup, splits, batches."""
 
 import pytest
-import torch
 
-from lightning_hybrid.data.sentence_module import PadCollate
 from lightning_hybrid.data.sentences import corpus_sentences, split_corpus, split_sentences
 
 TEXT = """Return the event type for the record. It is cached.
@@ -82,9 +80,3 @@ def test_empty_corpus_is_an_error(tmp_path):
     (tmp_path / "a.txt").write_text("no sentences here\n")
     with pytest.raises(ValueError, match="holds no sentences"):
         corpus_sentences(tmp_path)
-
-
-def test_pad_collate_pads_to_the_longest_row_and_masks_the_padding():
-    batch = PadCollate(pad_id=0)([[5, 6, 7], [8]])
-    torch.testing.assert_close(batch["input_ids"], torch.tensor([[5, 6, 7], [8, 0, 0]]), rtol=0, atol=0)
-    torch.testing.assert_close(batch["attention_mask"], torch.tensor([[1, 1, 1], [1, 0, 0]]), rtol=0, atol=0)

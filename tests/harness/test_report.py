@@ -1,11 +1,7 @@
 """Report figures on hand-made results whose answers are worked out in the comments."""
 
-from types import SimpleNamespace
-
 import pytest
-import torch
 
-from lightning_hybrid.harness.recorder import NonFiniteLossError, RunRecorder
 from lightning_hybrid.harness.report import band, cells_by_workload, count_spikes, markdown, summarize
 
 
@@ -74,10 +70,3 @@ def test_count_spikes_counts_rises_above_the_recent_median():
     assert count_spikes(losses) == 1  # 2.31 > 1.15 * 2.005 = 2.306; 2.29 is not
     assert count_spikes(losses, rise=0.1) == 2
     assert count_spikes(losses[:10]) == 0  # nothing before the first full window
-
-
-def test_recorder_stops_a_run_on_a_non_finite_loss():
-    recorder = RunRecorder(log_every=1)
-    recorder.on_train_batch_start()
-    with pytest.raises(NonFiniteLossError, match=r"non-finite training loss \(nan\) at step 7"):
-        recorder.on_train_batch_end(SimpleNamespace(global_step=7), None, {"loss": torch.tensor(float("nan"))}, None, 0)

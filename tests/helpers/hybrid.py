@@ -4,6 +4,7 @@ import lightning.pytorch as pl
 import torch
 
 from helpers.models import NestedClassifier, classification_loader
+from lightning_hybrid import AuxLRController
 
 
 class ScheduledClassifier(NestedClassifier):
@@ -65,3 +66,17 @@ def fit(callbacks, max_steps=12, ckpt_path=None, model=None, **trainer_kwargs):
     )
     trainer.fit(model, classification_loader(n=96), ckpt_path=ckpt_path)  # 6 steps an epoch
     return trainer, model
+
+
+class LRLog(pl.Callback):
+    """The LR each optimizer step runs with, read just before the update."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.scheduled: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+        aux = next((c for c in trainer.callbacks if isinstance(c, AuxLRController)), None)
+        if aux is not None:
+            self.scheduled.append(aux.lrs.scheduled[0][0])

@@ -46,3 +46,27 @@ def save_tiny_bert(directory: Path, seed: int = 0) -> Path:
     )
     BertModel(config).save_pretrained(directory)
     return directory
+
+
+PAIRS = {"encoder.pool": "pool"}  # Distillation's hidden pair for sentence embeddings: the pooled outputs
+
+
+def sentence_batches(tokenizer, sentences=SENTENCES):
+    """Padded batches of 4 tokenized sentences, as the sentence job builds them."""
+    from lightning_hybrid.data.sentence_module import sentence_loader, tokenize
+
+    return list(sentence_loader(tokenize(tokenizer, sentences, 32), tokenizer.pad_token_id, 4))
+
+
+def quiet_trainer(steps, callbacks):
+    import lightning.pytorch as pl
+
+    return pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )

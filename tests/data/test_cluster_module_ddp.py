@@ -1,11 +1,7 @@
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ddp_clusters.py"
+from helpers.ddp import rank_states, run_script
 
 
 def _row_ids(inputs, x):
@@ -16,11 +12,8 @@ def _row_ids(inputs, x):
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["balanced", "homogeneous"])
 def test_two_ranks_train_on_disjoint_whole_batches_without_sampler_settings(tmp_path, policy):
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), policy], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    run_script("ddp_clusters.py", tmp_path, policy)
+    r0, r1 = rank_states(tmp_path)
     assert torch.equal(r0["labels"], r1["labels"])  # every rank batches by the same clustering
     assert r0["inputs"].shape == r1["inputs"].shape  # the same number of batches, each of batch_size 10
     ids0, ids1 = _row_ids(r0["inputs"], r0["x"]), _row_ids(r1["inputs"], r1["x"])

@@ -1,18 +1,13 @@
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ddp_hybrid.py"
+from helpers.ddp import rank_states, run_script
 
 
 @pytest.mark.slow
 def test_two_process_cpu_ddp_ranks_take_the_same_decisions(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    result = run_script("ddp_hybrid.py", tmp_path)
+    rank0, rank1 = rank_states(tmp_path)
     # Each rank saw other batches; the reduced loss and synced gradients make every decision equal.
     lrs, radii = rank0["_lrs"], rank0["_radii"]
     assert len(lrs) == 16 and torch.isfinite(radii[3:]).all()

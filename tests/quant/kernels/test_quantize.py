@@ -8,7 +8,6 @@ import torch
 
 pytest.importorskip("triton")
 
-from lightning_hybrid.quant import kernels  # noqa: E402
 from lightning_hybrid.quant import reference as ref  # noqa: E402
 from lightning_hybrid.quant.kernels import quantize as K  # noqa: E402
 
@@ -75,15 +74,3 @@ def test_low_precision_inputs_keep_their_dtype():
     assert quantized.dtype == torch.bfloat16 and torch.equal(codes, ref.ternary_codes(w)[0])
     with pytest.raises(TypeError, match="`x` must be fp32, fp16 or bf16, got torch.int64"):
         K.quantize_activation(torch.ones(2, 3, dtype=torch.long))
-
-
-def test_dispatch_follows_the_device_and_the_override(monkeypatch):
-    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
-    assert kernels.use_triton(torch.zeros(1)) is False  # a CPU tensor: the torch reference
-    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "triton")
-    assert kernels.use_triton(torch.zeros(1)) is True
-    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "torch")
-    assert kernels.use_triton(torch.zeros(1, device=DEVICE)) is False
-    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "cuda")
-    with pytest.raises(ValueError, match="LIGHTNING_HYBRID_KERNELS must be one of .*got 'cuda'"):
-        kernels.use_triton(torch.zeros(1))

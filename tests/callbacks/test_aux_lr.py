@@ -1,30 +1,15 @@
-"""AuxLRController and TrustRegion in a Trainer: LRs, bound, non-finite steps, resume, refusals."""
+"""AuxLRController in a Trainer, alone and with the TrustRegion it links to: LRs, non-finite steps, resume,
+summaries, cluster ids, arguments."""
 
 import logging
-from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
-from helpers.hybrid import ScheduledClassifier, StepProbe, fit
+from helpers.hybrid import LRLog, ScheduledClassifier, StepProbe, fit
 from helpers.models import classification_loader
 from lightning_hybrid import AuxLRController, TrustRegion
-
-
-class LRLog(pl.Callback):
-    """The LR each optimizer step runs with, read just before the update."""
-
-    def __init__(self) -> None:
-        self.lrs: list[float] = []
-        self.scheduled: list[float] = []
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        self.lrs.append(optimizer.param_groups[0]["lr"])
-        aux = next((c for c in trainer.callbacks if isinstance(c, AuxLRController)), None)
-        if aux is not None:
-            self.scheduled.append(aux.lrs.scheduled[0][0])
 
 
 def test_multiply_mode_scales_the_users_chainable_schedule():
@@ -65,17 +50,6 @@ def test_replace_mode_holds_the_base_lr_and_says_so_once(caplog):
     assert sum("mode='replace'" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_trust_region_bounds_every_step_with_accumulation_and_clipping():
-    probe = StepProbe()
-    tr = TrustRegion(initial_radius=1e-3)
-    fit([tr, probe], max_steps=8, accumulate_grad_batches=2, gradient_clip_val=0.5)
-    assert len(probe.step_norms) == 8
-    # 8 steps never finish a 50-step window, so the radius stays 1e-3: every step is cut to exactly it
-    # (AdamW at lr 1e-2 wants far more).
-    assert probe.step_norms == pytest.approx([1e-3] * 8, rel=1e-4)
-    assert tr.summary()["active_rate"] == 1.0
-
-
 def test_a_non_finite_loss_skips_the_step_and_shrinks_the_radius():
     probe, tr = StepProbe(), TrustRegion(initial_radius=1.0)
     aux = AuxLRController()
@@ -110,28 +84,6 @@ def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
     assert resumed[1].summary() == full[1].summary()
 
 
-def test_trust_region_refuses_several_optimizers():
-    class TwoOptimizers(ScheduledClassifier):
-        def __init__(self):
-            super().__init__()
-            self.automatic_optimization = False
-
-        def training_step(self, batch, batch_idx):
-            for opt in self.optimizers():
-                opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(self(batch[0]), batch[1])
-            self.manual_backward(loss)
-            for opt in self.optimizers():
-                opt.step()
-
-        def configure_optimizers(self):
-            half = list(self.parameters())
-            return torch.optim.SGD(half[:3], lr=0.1), torch.optim.SGD(half[3:], lr=0.1)
-
-    with pytest.raises(ValueError, match="one optimizer; configure_optimizers returned 2"):
-        fit([TrustRegion()], model=TwoOptimizers())
-
-
 def test_manual_optimization_calling_backward_directly_still_steps():
     class PlainBackward(ScheduledClassifier):
         def __init__(self):
@@ -148,18 +100,6 @@ def test_manual_optimization_calling_backward_directly_still_steps():
     fit([aux, tr, log], max_steps=6, model=PlainBackward())
     assert aux.summary()["skipped_steps"] == tr.summary()["skipped_steps"] == 0
     assert len(set(log.lrs)) > 3  # the controller still read the gradients and moved the LR
-
-
-class MyFSDP(FSDPStrategy):  # a user's subclass is still sharded
-    pass
-
-
-@pytest.mark.parametrize("callback", [TrustRegion(), AuxLRController()])
-@pytest.mark.parametrize("strategy", [FSDPStrategy, MyFSDP])
-def test_sharded_strategies_are_refused_in_setup(callback, strategy):
-    with pytest.raises(ValueError, match=f"{strategy.__name__}, which shards them"):
-        callback.setup(SimpleNamespace(strategy=strategy()), None, "fit")
-    callback.setup(SimpleNamespace(strategy=DDPStrategy()), None, "fit")  # a replicated strategy passes
 
 
 def test_fit_end_prints_and_logs_the_summaries(caplog, tmp_path):
@@ -203,11 +143,14 @@ def test_cluster_ids_in_the_batch_reach_the_network():
         (lambda: AuxLRController(horizon_decay=1.5), "`horizon_decay` must be a finite number in \\(0, 1\\), got 1.5"),
         (lambda: AuxLRController(signal="exact"), "signal"),
         (lambda: AuxLRController(learn_until=0.0), "learn_until"),
-        (lambda: TrustRegion(max_growth=0.5), "max_growth"),
-        (lambda: TrustRegion(initial_radius=0), "initial_radius"),
-        (lambda: TrustRegion(scope="param"), "scope"),
+        (lambda: AuxLRController(hidden=0), "hidden"),
     ],
 )
 def test_bad_arguments_name_the_argument(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_an_unknown_argument_is_named_with_the_ones_it_takes():
+    with pytest.raises(TypeError, match="AuxLRController got unexpected argument.s. horizon; it takes max_multiplier"):
+        AuxLRController(horizon=0.9)

@@ -1,0 +1,207 @@
+"""The main job end to end, from the checkout and from an installed wheel."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_hybrid.export import load_packed
+from lightning_hybrid.models import LanguageModel
+from lightning_hybrid.quant import PackedBitLinear
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = ["experiment=smoke"]
+
+
+def _train(run_dir: Path, *overrides: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "lightning_hybrid.train", f"hydra.run.dir={run_dir}", *SMOKE, *overrides]
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_main_job_default_trains_exports_and_summarizes(tmp_path):
+    result = _train(tmp_path / "run")
+    run = tmp_path / "run"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == 20 and summary["bits"] == "1.58"
+    assert summary["val_loss"] < 5.545  # below log(256): the byte model learned something in 20 steps
+    assert summary["quantized_bits_per_weight"] == 2.0
+    assert "lightning_hybrid run summary" in result.stdout + result.stderr
+    assert "converted 4 of 5 linear layers, skipped 1" in result.stdout + result.stderr
+    metrics = (run / "csv" / "metrics.csv").read_text()
+    assert "train_loss" in metrics and "val_loss" in metrics and "quant_error/mean" in metrics and "lr-AdamW" in metrics
+    # The export loads into a fresh model of the same config.
+    model = load_packed(LanguageModel(vocab_size=256, n_layer=1, n_embd=32, n_head=2), run / "model.packed.safetensors")
+    assert sum(isinstance(m, PackedBitLinear) for m in model.modules()) == 4
+    assert torch.isfinite(model(torch.randint(0, 256, (1, 64)))).all()
+
+
+@pytest.mark.slow
+def test_main_job_on_a_given_text_with_binary_weights(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        (corpus / f"part{i}.txt").write_text("the quick brown fox jumps over the lazy dog. " * 800)
+    _train(tmp_path / "run", f"data.path={corpus}", "quant=binary", "export_layout=base3")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["bits"] == "1" and summary["quantized_bits_per_weight"] == 1.0
+
+
+@pytest.mark.slow
+def test_main_job_with_the_hybrid_optimizer_reports_both_callbacks(tmp_path):
+    result = _train(tmp_path / "run", "callbacks=hybrid", "callbacks.checkpoint=null")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["AuxLRController"]["steps"] == summary["TrustRegion"]["steps"] == 20
+    assert 1 / 32 <= summary["AuxLRController"]["mean_lr_multiplier"] <= 32
+    assert "AuxLRController: steps 20" in result.stdout + result.stderr
+    metrics = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
+    assert "auxlr/multiplier" in metrics and "trust/active_rate" in metrics
+
+
+@pytest.mark.slow
+def test_main_job_fp32_writes_no_export(tmp_path):
+    _train(tmp_path / "run", "quant=fp32", "callbacks=none")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["bits"] == "32 (fp32)" and not (tmp_path / "run" / "model.packed.safetensors").exists()
+
+
+def test_main_job_missing_data_path_names_it(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        f"hydra.run.dir={tmp_path}",
+        *SMOKE,
+        "data.path=/no/such/corpus",
+    ]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "`path` '/no/such/corpus' does not exist" in result.stderr
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_configs_and_runs_the_main_job_when_installed(tmp_path):
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr[-3000:]
+    wheel = next((tmp_path / "dist").glob("lightning_hybrid-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for conf in (REPO / "conf").rglob("*.yaml"):
+        assert f"lightning_hybrid/conf/{conf.relative_to(REPO / 'conf')}" in names
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+    # Run from an unrelated directory with only the installed copy importable.
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _train(tmp_path / "run", cwd=elsewhere, env=env)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import lightning_hybrid.train as t; print(t.config_dir())"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert probe.stdout.strip() == str(site / "lightning_hybrid" / "conf")
+    assert (tmp_path / "run" / "model.packed.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_main_job_distills_a_finished_run_into_its_ternary_copy(tmp_path):
+    teacher, student, baseline = tmp_path / "teacher", tmp_path / "student", tmp_path / "alone"
+    _train(teacher, "quant=fp32")
+    assert (teacher / "model.safetensors").is_file() and not (teacher / "model.packed.safetensors").exists()
+    _train(student, "distill=teacher", f"distill.teacher_run={teacher}", f"init_from={teacher}")
+    _train(baseline, f"init_from={teacher}")
+    summary = json.loads((student / "summary.json").read_text())
+    assert summary["teacher_run"] == str(teacher) and summary["bits"] == "1.58"
+    metrics = (student / "csv" / "metrics.csv").read_text()
+    assert "distill/kl" in metrics and "train_loss" in metrics
+    assert "teacher_run" not in json.loads((baseline / "summary.json").read_text())
+
+
+def test_distillation_from_a_directory_that_is_not_a_run_names_the_setting(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *SMOKE,
+        "distill=teacher",
+        f"distill.teacher_run={tmp_path}",
+    ]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "`distill.teacher_run`=" in result.stderr and "has no .hydra/config.yaml" in result.stderr
+
+
+@pytest.mark.slow
+def test_multirun_sweeps_write_one_directory_per_job(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        "--multirun",
+        f"hydra.sweep.dir={tmp_path}",
+        *SMOKE,
+        "trainer.max_steps=4",
+        "quant=ternary,binary",
+    ]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bits = sorted(json.loads((tmp_path / str(job) / "summary.json").read_text())["bits"] for job in (0, 1))
+    assert bits == ["1", "1.58"]
+
+
+@pytest.mark.slow
+def test_optuna_sweeper_minimizes_the_val_loss_the_job_returns(tmp_path):
+    pytest.importorskip(
+        "hydra_plugins.hydra_optuna_sweeper", reason="the sweep extra: pip install 'lightning_hybrid[sweep]'"
+    )
+    import yaml
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_hybrid.train",
+        "--multirun",
+        "hydra/sweeper=lr_search",
+        "hydra.sweeper.n_trials=2",
+        f"hydra.sweep.dir={tmp_path}",
+        *SMOKE,
+        "trainer.max_steps=4",
+    ]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = [json.loads((tmp_path / str(job) / "summary.json").read_text()) for job in (0, 1)]
+    lrs = {yaml.safe_load((tmp_path / str(job) / ".hydra/config.yaml").read_text())["model"]["lr"] for job in (0, 1)}
+    assert len(lrs) == 2 and all(3e-4 <= lr <= 1e-2 for lr in lrs)  # conf/hydra/sweeper/lr_search.yaml's range
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert best["best_value"] == min(t["val_loss"] for t in trials)  # oracle: the trials' own summaries
