@@ -43,7 +43,7 @@ class Probe(pl.Callback):
             row.update(
                 radius=tr.core.effective_radius(),
                 window_ratio=tr.core.ratio,
-                activation_rate=round(tr.activation_rate(), 4),
+                activation_rate=round(tr.active_rate(), 4),
             )
         self.rows.append(row)
         print(row, flush=True)

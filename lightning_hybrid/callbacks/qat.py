@@ -28,7 +28,9 @@ class TernaryQAT(pl.Callback):
     """Turn the nn.Linear layers of the LightningModule into BitLinear layers before the optimizers exist.
 
     Args:
-        bits: 1.58 (BitNet b1.58 ternary) or 1 (BitNet binary).
+        bits: the width of every converted layer: 1.58 (BitNet b1.58 ternary, the default), 1 (BitNet
+            binary), or 2, 4 or 8 (symmetric integer weights with per-row scales, as mixed-precision plans
+            use them); quant/formats.py lists the widths.
         include: fnmatch patterns on fully qualified module names; only matching Linears are converted.
         exclude: patterns kept at full precision. None applies the default rule (output heads named
             lm_head, head, classifier, ... and Linears tied to an embedding; see quant/convert.py).

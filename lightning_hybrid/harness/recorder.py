@@ -12,6 +12,8 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_hybrid.utils.checks import positive_int
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the run stops and is recorded as failed."""
@@ -32,7 +34,7 @@ class RunRecorder(pl.Callback):
     loss."""
 
     def __init__(self, log_every: int = 10) -> None:
-        self.log_every = log_every
+        self.log_every = positive_int("log_every", log_every)
         self.curve: list[tuple[int, float, float]] = []  # (step, train loss, lr)
         self.val: list[tuple[int, float]] = []
         self.step_times: list[float] = []

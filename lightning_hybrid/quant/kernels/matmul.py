@@ -72,7 +72,7 @@ def _weight_tile(b_ptr, rn, k, N, K, stride_bn, B_PACKED: tl.constexpr):
 
 
 @triton.jit
-def _epilogue(
+def _scaled(
     acc,
     rm,
     rn,
@@ -82,29 +82,35 @@ def _epilogue(
     b_scale_ptr,
     b_scale_stride,
     bias_ptr,
-    c_ptr,
-    stride_cm,
     HAS_A_SCALE: tl.constexpr,
     HAS_BIAS: tl.constexpr,
 ):
+    # The epilogue in reference.scale_sums's order: sums * token scale * weight scale + bias, in fp32.
     out = acc.to(tl.float32)
     if HAS_A_SCALE:
         out *= tl.load(a_scale_ptr + rm, mask=rm < M, other=0.0)[:, None]
     out *= tl.load(b_scale_ptr + rn * b_scale_stride, mask=rn < N, other=0.0)[None, :]
     if HAS_BIAS:
         out += tl.load(bias_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)[None, :]
+    return out
+
+
+@triton.jit
+def _store(out, rm, rn, M, N, c_ptr, stride_cm):
     mask = (rm < M)[:, None] & (rn < N)[None, :]
     tl.store(c_ptr + rm[:, None] * stride_cm + rn[None, :], out.to(c_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _scaled_matmul(
+    # operands
     a_ptr,
     a_scale_ptr,
     b_ptr,
     b_scale_ptr,
     bias_ptr,
-    c_ptr,  # operands
+    c_ptr,
+    # sizes and strides
     M,
     N,
     K,
@@ -112,15 +118,17 @@ def _scaled_matmul(
     stride_am,
     stride_bn,
     stride_cm,
-    b_scale_stride,  # sizes and strides
+    b_scale_stride,
+    # variant
     A_INT: tl.constexpr,
     B_PACKED: tl.constexpr,
     HAS_A_SCALE: tl.constexpr,
-    HAS_BIAS: tl.constexpr,  # variant
+    HAS_BIAS: tl.constexpr,
+    # tiles
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
-    GROUP_M: tl.constexpr,  # tiles
+    GROUP_M: tl.constexpr,
 ):
     rm, rn = _tile_ids(M, N, BLOCK_M, BLOCK_N, GROUP_M)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32 if A_INT else tl.float32)
@@ -133,26 +141,30 @@ def _scaled_matmul(
             acc += tl.dot(a, b, out_dtype=tl.int32)
         else:  # codes are exact in any float type; "ieee" keeps fp32 inputs out of TF32
             acc += tl.dot(a, b.to(a.dtype), input_precision="ieee")
-    _epilogue(
-        acc, rm, rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_ptr, c_ptr, stride_cm, HAS_A_SCALE, HAS_BIAS
-    )
+    out = _scaled(acc, rm, rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_ptr, HAS_A_SCALE, HAS_BIAS)
+    _store(out, rm, rn, M, N, c_ptr, stride_cm)
 
 
 @triton.jit
 def _packed_gemv(
-    a_ptr,
-    a_scale_ptr,
+    # the "2bit" weight bytes and their scales: what this kernel streams
     b_ptr,
     b_scale_ptr,
+    # the activations (int8 codes with per-token scales, or floats)
+    a_ptr,
+    a_scale_ptr,
+    # the bias and the output
     bias_ptr,
-    c_ptr,  # operands
+    c_ptr,
+    # sizes (KB = packed bytes a row) and strides
     M,
     N,
     K,
     KB,
     stride_am,
     stride_cm,
-    b_scale_stride,  # sizes (KB = packed bytes a row) and strides
+    b_scale_stride,
+    # variant and tiles
     HAS_A_SCALE: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -170,23 +182,11 @@ def _packed_gemv(
             k = kb * 4 + j
             a = tl.load(a_ptr + m * stride_am + k, mask=k < K, other=0).to(tl.float32)
             codes = ((byte >> (2 * j)) & 3) - 1
-            acc += tl.sum(codes.to(tl.float32) * a[None, :], axis=1)  # [BLOCK_N, BLOCK_KB] . [BLOCK_KB] -> [BLOCK_N]
+            # [BLOCK_N, BLOCK_KB] . [BLOCK_KB] -> [BLOCK_N]
+            acc += tl.sum(codes.to(tl.float32) * a[None, :], axis=1)
     rm = m + tl.arange(0, 1)
-    _epilogue(
-        acc[None, :],
-        rm,
-        rn,
-        M,
-        N,
-        a_scale_ptr,
-        b_scale_ptr,
-        b_scale_stride,
-        bias_ptr,
-        c_ptr,
-        stride_cm,
-        HAS_A_SCALE,
-        HAS_BIAS,
-    )
+    out = _scaled(acc[None, :], rm, rn, M, N, a_scale_ptr, b_scale_ptr, b_scale_stride, bias_ptr, HAS_A_SCALE, HAS_BIAS)
+    _store(out, rm, rn, M, N, c_ptr, stride_cm)
 
 
 _scaled_matmul_tuned = triton.autotune(configs=GEMM_CONFIGS, key=["M_BUCKET", "N", "K"])(_scaled_matmul)

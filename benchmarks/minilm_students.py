@@ -1,6 +1,6 @@
 """all-MiniLM-L6-v2 distilled into its ternary copy on the standard library's docstring sentences.
 
-    python benchmarks/distill_minilm.py            # about 55 min on 2 cores (needs the teacher extra)
+    python benchmarks/minilm_students.py            # about 55 min on 2 cores (needs the teacher extra)
 
 Every run is `python -m lightning_hybrid.distill_minilm` in its own directory under --work:
   * ternary copy, no training: trainer.max_steps=0 (post-training quantization of the teacher), and the
