@@ -117,3 +117,10 @@ def test_transformer_encoder_fast_path_cannot_bypass_quantized_layers():
     reference = layer.train()(x).detach()
     with torch.no_grad():
         torch.testing.assert_close(layer.eval()(x), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_bit_linears_still_imports_from_its_former_module():
+    from lightning_hybrid.quant.convert import bit_linears as old
+    from lightning_hybrid.quant.linear import bit_linears
+
+    assert old is bit_linears
