@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers.models import quiet_trainer
 from lightning_hybrid import Distillation, TernaryQAT
 from lightning_hybrid.models import LanguageModel
 
@@ -22,19 +23,6 @@ def _loader(sequences=64):
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, VOCAB, (sequences, BLOCK + 1), generator=g)
     return DataLoader(TensorDataset(tokens[:, :-1], tokens[:, 1:]), batch_size=8)
-
-
-def _trainer(steps, **kwargs):
-    kwargs.setdefault("callbacks", [])
-    return pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **kwargs,
-    )
 
 
 class _KLHistory(pl.Callback):
@@ -57,7 +45,7 @@ def test_the_student_learns_the_teacher_and_the_teacher_is_untouched():
         hidden_pairs={"model.blocks.0": "model.blocks.0"},
     )
     history = _KLHistory()
-    trainer = _trainer(40, callbacks=[history])
+    trainer = quiet_trainer(40, callbacks=[history])
     trainer.fit(distill, _loader())
     assert sum(history.values[-5:]) < 0.5 * sum(history.values[:5])  # KL to the teacher falls
     assert all(torch.equal(v, before[k]) for k, v in teacher.state_dict().items())
@@ -71,7 +59,7 @@ def test_ternary_student_copy_of_the_teacher():
     student = _lm(2)
     student.load_state_dict(teacher.state_dict())  # a ternary copy, starting from the teacher's weights
     qat = TernaryQAT(warmup_steps=4)
-    _trainer(6, callbacks=[qat]).fit(Distillation(student, teacher), _loader())
+    quiet_trainer(6, callbacks=[qat]).fit(Distillation(student, teacher), _loader())
     assert str(qat.report) == "converted 4 of 5 linear layers, skipped 1"  # the student's only
     assert type(teacher.model.blocks[0].mlp.fc) is torch.nn.Linear
 
@@ -111,7 +99,7 @@ def test_errors_name_the_argument():
         _lm(0), _lm(1, n_embd=32), kl_weight=0.0, hidden_weight=1.0, hidden_pairs={"model.blocks.0": "model.blocks.0"}
     )
     with pytest.raises(ValueError, match=r"student output \(8, 8, 16\) and teacher output \(8, 8, 32\) differ"):
-        _trainer(1).fit(wide, _loader())
+        quiet_trainer(1).fit(wide, _loader())
 
 
 class _NoForward(LanguageModel):
@@ -123,4 +111,4 @@ class _NoForward(LanguageModel):
 def test_a_student_that_never_calls_itself_is_an_error():
     student = _NoForward(vocab_size=VOCAB, block_size=BLOCK, n_layer=1, n_head=2, n_embd=16)
     with pytest.raises(RuntimeError, match="never called the student"):
-        _trainer(1).fit(Distillation(student, _lm(1)), _loader())
+        quiet_trainer(1).fit(Distillation(student, _lm(1)), _loader())

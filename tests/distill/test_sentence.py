@@ -14,7 +14,8 @@ from lightning_hybrid.distill.sentence import SentenceStudent
 from lightning_hybrid.quant.convert import convert
 
 pytest.importorskip("transformers")
-from helpers.tiny_bert import PAIRS, SENTENCES, quiet_trainer, sentence_batches  # noqa: E402
+from helpers.models import quiet_trainer  # noqa: E402
+from helpers.tiny_bert import PAIRS, SENTENCES, sentence_batches  # noqa: E402
 from lightning_hybrid.distill.minilm import load_encoder  # noqa: E402
 
 
@@ -29,7 +30,9 @@ def test_distillation_recovers_agreement_lost_to_ternary_weights(bert_dir):
     fitted = Distillation(
         student, teacher, task_weight=0, kl_weight=0, hidden_weight=1, hidden_pairs=PAIRS, hidden_loss="cosine"
     )
-    quiet_trainer(60, [TernaryQAT()]).fit(fitted, SentenceDataModule(SENTENCES, tokenizer, batch_size=4, max_length=32))
+    quiet_trainer(60, callbacks=[TernaryQAT()]).fit(
+        fitted, SentenceDataModule(SENTENCES, tokenizer, batch_size=4, max_length=32)
+    )
     trained_cosine = mean_cosine(embed(teacher, batches), embed(student, batches))
     # oracle: the untrained ternary copy; 60 steps on the 12 training sentences close most of the gap
     assert ptq_cosine < 0.9 and trained_cosine > ptq_cosine + 0.5 * (1 - ptq_cosine), (ptq_cosine, trained_cosine)
@@ -43,7 +46,7 @@ def test_a_student_without_a_task_needs_task_weight_zero(bert_dir):
         SentenceStudent(teacher), teacher, task_weight=1.0, kl_weight=0, hidden_weight=1, hidden_pairs=PAIRS
     )
     with pytest.raises(ValueError, match="returned no loss while `task_weight` is 1.0"):
-        quiet_trainer(1, []).fit(fitted, SentenceDataModule(SENTENCES, tokenizer, batch_size=4))
+        quiet_trainer(1).fit(fitted, SentenceDataModule(SENTENCES, tokenizer, batch_size=4))
 
 
 def test_student_rejects_a_bare_transformer(bert_dir):

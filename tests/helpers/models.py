@@ -53,3 +53,17 @@ def classification_loader(
     x = torch.randn(n, d, generator=g)
     y = (x[:, :classes].argmax(dim=1)).long()
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+
+
+def quiet_trainer(steps: int, **kwargs) -> pl.Trainer:
+    """A CPU Trainer for `steps` steps with no logger, checkpoints, progress bar or model summary."""
+    kwargs.setdefault("callbacks", [])
+    return pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **kwargs,
+    )

@@ -56,17 +56,3 @@ def sentence_batches(tokenizer, sentences=SENTENCES):
     from lightning_hybrid.data.sentence_module import sentence_loader, tokenize
 
     return list(sentence_loader(tokenize(tokenizer, sentences, 32), tokenizer.pad_token_id, 4))
-
-
-def quiet_trainer(steps, callbacks):
-    import lightning.pytorch as pl
-
-    return pl.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-    )
