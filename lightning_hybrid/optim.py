@@ -5,7 +5,9 @@
                       needs optimizer.train() / .eval() around training and evaluation (ScheduleFreeMode)
   prodigy             prodigyopt.Prodigy (Mishchenko & Defazio 2023); lr is a multiplier of its own
                       step-size estimate, 1.0 untuned
-The last two come with the `bench` extra and are imported only when asked for.
+  mechanic            mechanic_pytorch.mechanize(torch.optim.AdamW) (Cutkosky et al. 2023): learns one
+                      scale for AdamW's updates online; lr is AdamW's, 1.0 as its documentation sets it
+The last three come with the `bench` extra and are imported only when asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 
 from lightning_hybrid.utils.checks import choice, integer, non_negative, non_negative_int, number, positive
 
-OPTIMIZERS = ("adamw", "schedulefree_adamw", "prodigy")
+OPTIMIZERS = ("adamw", "schedulefree_adamw", "prodigy", "mechanic")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -71,6 +73,8 @@ def make_optimizer(
         return torch.optim.AdamW(groups, lr=lr, betas=betas)
     if name == "schedulefree_adamw":
         return _require("schedulefree", name).AdamWScheduleFree(groups, lr=lr, betas=betas, warmup_steps=warmup_steps)
+    if name == "mechanic":
+        return _require("mechanic_pytorch", name).mechanize(torch.optim.AdamW)(groups, lr=lr, betas=betas)
     return _require("prodigyopt", name).Prodigy(groups, lr=lr, betas=betas, safeguard_warmup=True)
 
 

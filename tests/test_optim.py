@@ -17,7 +17,13 @@ def test_schedules():
 
 
 @pytest.mark.parametrize(
-    "name,cls", [("adamw", "AdamW"), ("schedulefree_adamw", "AdamWScheduleFree"), ("prodigy", "Prodigy")]
+    "name,cls",
+    [
+        ("adamw", "AdamW"),
+        ("schedulefree_adamw", "AdamWScheduleFree"),
+        ("prodigy", "Prodigy"),
+        ("mechanic", "MechanizedAdamW"),
+    ],
 )
 def test_make_optimizer(name, cls):
     groups = [{"params": [torch.nn.Parameter(torch.zeros(2))], "weight_decay": 0.1}]
@@ -26,7 +32,7 @@ def test_make_optimizer(name, cls):
 
 def test_unknown_optimizer_and_schedule_are_value_errors():
     with pytest.raises(
-        ValueError, match=r"`optimizer` must be one of 'adamw', 'schedulefree_adamw', 'prodigy'; got 'sgd'"
+        ValueError, match=r"`optimizer` must be one of 'adamw', 'schedulefree_adamw', 'prodigy', 'mechanic'; got 'sgd'"
     ):
         LanguageModel(optimizer="sgd")
     with pytest.raises(ValueError, match=r"`schedule` must be one of 'cosine', 'constant'; got 'linear'"):

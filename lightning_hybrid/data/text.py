@@ -94,6 +94,10 @@ class TextDataModule(pl.LightningDataModule):
             self._tokens, self._vocab_size, _ = encode(read_bytes(self.path, self.max_bytes), self.tokenizer)
         return self._tokens
 
+    def model_kwargs(self) -> dict[str, int]:
+        """What the model needs to know about the data (the main job passes it to the model config)."""
+        return {"vocab_size": self.vocab_size}
+
     @property
     def vocab_size(self) -> int:
         self._load()

@@ -68,17 +68,63 @@ def expand(
     return runs
 
 
-def result_path(out_dir: Path, run: RunSpec) -> Path:
-    return out_dir / "runs" / run.key / "result.json"
+def interleave(runs: Sequence[RunSpec]) -> list[RunSpec]:
+    """The runs as rounds, one per (workload, seed) in the order they first appear, each running the
+    methods in grid order in even rounds and in reverse in odd ones: step times measured this way in one
+    process are not biased by a method's place in the order (a machine that warms up or slows down)."""
+    rounds: dict[tuple[str, int], list[RunSpec]] = {}
+    for run in runs:
+        rounds.setdefault((run.workload, run.seed), []).append(run)
+    return [run for i, group in enumerate(rounds.values()) for run in (group if i % 2 == 0 else group[::-1])]
 
 
-def load_results(out_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((out_dir / "runs").glob("**/result.json"))]
+def result_path(runs_dir: Path, run: RunSpec) -> Path:
+    return runs_dir / run.key / "result.json"
 
 
-def save_result(out_dir: Path, run: RunSpec, result: dict[str, Any]) -> None:
-    path = result_path(out_dir, run)
+def load_results(runs_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(runs_dir.glob("**/result.json"))]
+
+
+def claim(runs_dir: Path, run: RunSpec) -> bool:
+    """Take the run for this process (one of several sharing the grid): False if another has it."""
+    path = result_path(runs_dir, run).with_name("claim")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
+def clear_claims(runs_dir: Path) -> None:
+    """Forget the claims of processes that no longer run (a killed suite), so that their runs rerun."""
+    for path in runs_dir.glob("**/claim"):
+        path.unlink(missing_ok=True)
+
+
+def save_result(runs_dir: Path, run: RunSpec, result: dict[str, Any]) -> None:
+    path = result_path(runs_dir, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result) + "\n")
     tmp.replace(path)  # a run killed mid-write leaves no half result that would count as finished
+
+
+def _comparable(overrides: Sequence[str]) -> list[str]:
+    # A text's path may be spelled differently on another machine or from another directory.
+    return [o for o in overrides if not o.startswith("data.path=")]
+
+
+def check_same_run(runs_dir: Path, run: RunSpec) -> None:
+    """Refuse a finished result at `run`'s place that was made with other overrides: a runs directory
+    shared by invocations with different `overrides` (or edited workloads) would mix their runs."""
+    path = result_path(runs_dir, run)
+    if not path.exists():
+        return
+    found = json.loads(path.read_text()).get("overrides")
+    if found is not None and _comparable(found) != _comparable(run.overrides):
+        raise ValueError(
+            f"{path} was run with overrides {found}, not this grid's {list(run.overrides)}: give this "
+            "invocation its own `runs_dir` (or `out_dir`)."
+        )

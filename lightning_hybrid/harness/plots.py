@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from lightning_hybrid.harness.report import band, cells_by_workload, summarize
+from lightning_hybrid.harness.suite import profile, standings
+
+TAUS = [1.0 + 0.005 * i for i in range(41)]  # 1.00 to 1.20
 
 
 def _pyplot():
@@ -98,3 +101,22 @@ def plot_all(results: list[dict[str, Any]], reference: str, out_dir: Path) -> li
         for w, cells in sorted(cells_by_workload(results).items())
         for p in plot_workload(w, cells, reference, out_dir)
     ]
+
+
+def plot_profiles(results: list[dict[str, Any]], reference: str, out_dir: Path) -> Path:
+    """profile.png: the performance profile over the workloads, each method at its best base LR
+    (solid) and at its worst (dashed)."""
+    plt = _pyplot()
+    rows = standings(results, reference)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    best, worst = profile(rows, TAUS), profile(rows, TAUS, worst=True)
+    for i, method in enumerate(best):
+        ax.step(TAUS, best[method], where="post", color=f"C{i}", label=f"{method}, best LR")
+        if worst[method] != best[method]:
+            ax.step(TAUS, worst[method], where="post", color=f"C{i}", linestyle="--", label=f"{method}, worst LR")
+    ax.set_ylim(-0.02, 1.02)
+    n = len({r.workload for r in rows})
+    title = f"Performance profile over {n} workloads: fraction within tau of the best final val loss"
+    return _finish(
+        fig, ax, title, "tau (final val loss / best method's)", "fraction of workloads", out_dir / "profile.png", plt
+    )

@@ -12,7 +12,11 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_hybrid.harness.memory import held_bytes, storages_of
 from lightning_hybrid.utils.checks import positive_int
+
+# Callbacks every method of a workload has the same of; `callback_state_bytes` counts the others.
+_COMMON_CALLBACKS = ("lightning.pytorch.",)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -31,7 +35,12 @@ class RunRecorder(pl.Callback):
     """Records every `log_every` steps the training loss, the first group's LR and the memory in use
     (CUDA peak allocated on GPU; the process's resident set on CPU, sampled at those steps), the wall
     time of every training step, and the val loss at every validation. Stops the run on a non-finite
-    loss."""
+    loss.
+
+    At the end of training it counts the bytes of tensor state the optimizers hold and the bytes the
+    run's own callbacks hold (those not from Lightning, this recorder excluded) beyond the model's
+    parameters and gradients: the memory a method adds. A TrustRegion's pre-step snapshot lives only
+    during the step and is not in it (its docstring gives its size)."""
 
     def __init__(self, log_every: int = 10) -> None:
         self.log_every = positive_int("log_every", log_every)
@@ -39,6 +48,8 @@ class RunRecorder(pl.Callback):
         self.val: list[tuple[int, float]] = []
         self.step_times: list[float] = []
         self.peak_mem_mb = 0.0
+        self.optimizer_state_bytes: int | None = None
+        self.callback_state_bytes: int | None = None
         self._t0 = 0.0
 
     @override
@@ -67,6 +78,14 @@ class RunRecorder(pl.Callback):
             return
         self.val.append((trainer.global_step, float(trainer.callback_metrics["val_loss"])))
 
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        model = storages_of(pl_module.parameters())
+        self.optimizer_state_bytes = sum(held_bytes(o.state, model) for o in trainer.optimizers)
+        own = [c for c in trainer.callbacks if c is not self and not type(c).__module__.startswith(_COMMON_CALLBACKS)]
+        skip = (pl.Trainer, pl.LightningModule)
+        self.callback_state_bytes = held_bytes(own, model, skip)  # one walk: a tensor two callbacks share counts once
+
     @staticmethod
     def _memory_mb(pl_module: pl.LightningModule) -> float:
         if pl_module.device.type == "cuda":
@@ -80,4 +99,6 @@ class RunRecorder(pl.Callback):
             "val": self.val,
             "median_step_s": statistics.median(steady) if steady else None,
             "peak_mem_mb": round(self.peak_mem_mb, 1),
+            "optimizer_state_bytes": self.optimizer_state_bytes,
+            "callback_state_bytes": self.callback_state_bytes,
         }

@@ -10,6 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_model
 from torch import nn
 
+from lightning_hybrid.models.gpt import EARLIER_MODEL
+
 WEIGHTS = "model.safetensors"  # the full-precision (latent) weights every main-job run writes
 
 
@@ -40,4 +42,12 @@ def teacher_from_run(run: str | os.PathLike, vocab_size: int) -> nn.Module:
             f"`distill.teacher_run`={os.fspath(run)!r} has no .hydra/config.yaml: give a main-job run directory."
         )
     cfg: DictConfig = OmegaConf.load(config)
-    return load_run_weights(instantiate(cfg.model, vocab_size=vocab_size), run, "distill.teacher_run")
+    return load_run_weights(instantiate(saved_model_config(cfg), vocab_size=vocab_size), run, "distill.teacher_run")
+
+
+def saved_model_config(cfg: DictConfig) -> DictConfig:
+    """A run's model config, with the earlier model's fixed choices filled in where a LanguageModel's
+    config predates them (so that its weights still load)."""
+    if str(cfg.model.get("_target_", "")).endswith(".LanguageModel"):
+        return OmegaConf.merge(EARLIER_MODEL, cfg.model)
+    return cfg.model

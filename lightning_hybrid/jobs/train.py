@@ -22,14 +22,25 @@ from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_r
 from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export
 
 
-def with_teacher(cfg: DictConfig, model: pl.LightningModule, vocab_size: int) -> pl.LightningModule:
-    """The module to fit: `model`, or a Distillation of the configured teacher run into it."""
+def with_teacher(cfg: DictConfig, model: pl.LightningModule, vocab_size: int | None) -> pl.LightningModule:
+    """The module to fit: `model`, or a Distillation of the configured teacher run into it (a language
+    model's: `vocab_size` is the data's)."""
     distill = cfg.get("distill") or {}
     if not distill.get("enabled"):
         return model
+    if vocab_size is None:
+        raise ValueError("distill.enabled=true needs a language-model datamodule (one with a vocab_size).")
     settings = {k: distill[k] for k in distill if k not in ("enabled", "teacher_run")}
     settings["hidden_pairs"] = dict(settings.get("hidden_pairs") or {})
     return Distillation(model, teacher_from_run(distill.teacher_run, vocab_size), **settings)
+
+
+def model_kwargs(datamodule: pl.LightningDataModule) -> dict[str, Any]:
+    """The data's facts the model config leaves out: the datamodule's `model_kwargs()`, or else its
+    `vocab_size` (a language-model datamodule of the user's own)."""
+    if callable(getattr(datamodule, "model_kwargs", None)):
+        return datamodule.model_kwargs()
+    return {"vocab_size": datamodule.vocab_size}
 
 
 def _loss(metrics: dict[str, Any], key: str) -> float | None:
@@ -52,10 +63,10 @@ def train(
     output_dir = Path(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, vocab_size=datamodule.vocab_size)
+    model = instantiate(cfg.model, **model_kwargs(datamodule))
     if cfg.get("init_from"):
         load_run_weights(model, cfg.init_from, "init_from")
-    fitted = with_teacher(cfg, model, datamodule.vocab_size)
+    fitted = with_teacher(cfg, model, getattr(datamodule, "vocab_size", None))
     callbacks = build_callbacks(cfg) + list(extra_callbacks)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version="")

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from typing_extensions import override
 
 from lightning_hybrid.models.gpt import GPT, GPTConfig
-from lightning_hybrid.optim import OptimizerSettings, lightning_optimizers
+from lightning_hybrid.models.supervised import SupervisedModule
+from lightning_hybrid.optim import OptimizerSettings
 from lightning_hybrid.utils.settings import pick
 
 
-class LanguageModel(pl.LightningModule):
+class LanguageModel(SupervisedModule):
     """Next-token language model. Defaults follow nanoGPT's shakespeare_char recipe (AdamW, betas
     (0.9, 0.99), weight decay 0.1 on matrices, 100 warm-up steps, cosine to lr / 10).
 
-    The model arguments are GPTConfig's; lr, weight_decay, betas, warmup_steps, decay_steps,
-    min_lr_ratio, optimizer and schedule are lightning_hybrid.optim.OptimizerSettings'. They stay flat
-    arguments so that they are the module's hyperparameters (checkpoints, `model.lr=...` in Hydra).
+    The model arguments are GPTConfig's (`init`, `tie_head` and `bias` shape the initialisation, the head
+    and the biases); lr, weight_decay, betas, warmup_steps, decay_steps, min_lr_ratio, optimizer and
+    schedule are lightning_hybrid.optim.OptimizerSettings'. They stay flat arguments so that they are the
+    module's hyperparameters (checkpoints, `model.lr=...` in Hydra).
     """
 
     def __init__(
@@ -29,6 +30,9 @@ class LanguageModel(pl.LightningModule):
         n_head: int = 4,
         n_embd: int = 128,
         dropout: float = 0.0,
+        init: str = "torch",
+        tie_head: bool = False,
+        bias: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.99),
@@ -51,17 +55,3 @@ class LanguageModel(pl.LightningModule):
         x, y = batch
         logits = self(x)
         return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
-
-    @override
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=True, on_epoch=False, prog_bar=True)
-        return loss
-
-    @override
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-
-    @override
-    def configure_optimizers(self):
-        return lightning_optimizers(self, self.optimizer_settings)

@@ -1,6 +1,6 @@
 import pytest
 
-from lightning_hybrid.harness.grid import expand
+from lightning_hybrid.harness.grid import check_same_run, claim, clear_claims, expand, interleave, save_result
 
 WORKLOADS = {
     "text": {"overrides": ["data.path={corpus}"]},
@@ -43,3 +43,27 @@ def test_unknown_names_are_errors():
         expand(WORKLOADS, METHODS, ["nope"], ["a"], [1e-3], [0], [], {})
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['sgd'\]"):
         expand(WORKLOADS, METHODS, ["small"], ["sgd"], [1e-3], [0], [], {})
+
+
+def test_interleaved_rounds_alternate_the_method_order():
+    runs = expand(WORKLOADS, METHODS, ["text"], ["a", "p"], [1e-3], [0, 1, 2], [], {"corpus": "x.txt"})
+    order = [(r.seed, r.method) for r in interleave(runs)]
+    assert order == [(0, "a"), (0, "p"), (1, "p"), (1, "a"), (2, "a"), (2, "p")]
+
+
+def test_a_claimed_run_is_not_taken_twice_until_claims_are_cleared(tmp_path):
+    (run,) = expand(WORKLOADS, METHODS, ["small"], ["a"], [1e-3], [0], [], {})
+    assert claim(tmp_path, run) and not claim(tmp_path, run)
+    clear_claims(tmp_path)
+    assert claim(tmp_path, run)
+
+
+def test_a_finished_run_made_with_other_overrides_is_refused(tmp_path):
+    (run,) = expand(WORKLOADS, METHODS, ["text"], ["a"], [1e-3], [0], [], {"corpus": "x.txt"})
+    save_result(tmp_path, run, {"overrides": list(run.overrides)})
+    check_same_run(tmp_path, run)  # the same run: fine
+    (moved,) = expand(WORKLOADS, METHODS, ["text"], ["a"], [1e-3], [0], [], {"corpus": "/elsewhere/x.txt"})
+    check_same_run(tmp_path, moved)  # the text's path may differ
+    (variant,) = expand(WORKLOADS, METHODS, ["text"], ["a"], [1e-3], [0], ["model.bias=false"], {"corpus": "x.txt"})
+    with pytest.raises(ValueError, match=r"was run with overrides .* give this invocation its own `runs_dir`"):
+        check_same_run(tmp_path, variant)

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,45 @@ def test_missing_text_path_is_a_clear_error(tmp_path):
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "needs `text_paths.shakespeare`" in result.stderr
+
+
+@pytest.mark.slow
+def test_suite_quick_with_two_workers_extends_edges_and_reports_across_workloads(tmp_path):
+    out = tmp_path / "suite"
+    _bench(out, "benchmark=suite-quick", "workers=2", "benchmark.workloads=[smoke_ternary,digits_ternary]")
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert rows and all(r["status"] == "ok" for r in rows)
+    assert not list((out / "runs").glob("**/claim"))  # every claimed run finished
+    for workload in ("smoke_ternary", "digits_ternary"):
+        for method in ("adamw_cosine", "schedulefree_adamw", "hybrid"):
+            finals = {
+                float(r["lr"]): float(r["final_val_loss"])
+                for r in rows
+                if (r["workload"], r["method"]) == (workload, method)
+            }
+            # two base LRs, so the best is an edge: one LR is added past it (extend_edges=1)
+            best = min((1e-3, 1e-2), key=finals.get)
+            assert set(finals) == {1e-3, 1e-2, 1e-4 if best == 1e-3 else 0.1}, (workload, method, finals)
+        for method in ("prodigy", "mechanic"):  # LR-free: once, at lr 1.0
+            assert [float(r["lr"]) for r in rows if (r["workload"], r["method"]) == (workload, method)] == [1.0]
+    summary = (out / "summary.md").read_text()
+    assert "## Across workloads" in summary and "guarantee (worst LR)" in summary and "## Cost" in summary
+    assert all(int(r["optimizer_state_bytes"]) > 0 for r in rows)
+    assert (out / "profile.png").stat().st_size > 10_000
+    again = _bench(out, "benchmark=suite-quick", "benchmark.workloads=[smoke_ternary,digits_ternary]")
+    assert "smoke_ternary/" not in again.stdout and "digits_ternary/" not in again.stdout  # nothing redone
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("workers=0", "`workers` must be a positive integer, got 0"),
+        ("+benchmark.order=random", "`benchmark.order` must be one of 'grid', 'interleaved'; got 'random'"),
+        ("+benchmark.sections=[costs]", "`benchmark.sections` must be one of"),
+    ],
+)
+def test_bad_harness_settings_are_named_before_any_run(tmp_path, override, match):
+    cmd = [sys.executable, "-m", "lightning_hybrid.bench", f"out_dir={tmp_path}", override]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and re.search(match, result.stderr), result.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()

@@ -9,7 +9,10 @@ from safetensors.torch import save_model
 from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_run
 from lightning_hybrid.models import LanguageModel
 
-MODEL = {"_target_": "lightning_hybrid.models.LanguageModel", "block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 8}
+MODEL = {
+    "_target_": "lightning_hybrid.models.LanguageModel",
+    **{"block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 8, "init": "torch", "tie_head": False, "bias": True},
+}
 
 
 def _run(tmp_path, **model):
@@ -25,6 +28,19 @@ def test_a_run_rebuilds_its_model_with_its_weights(tmp_path):
     trained = _run(tmp_path, n_embd=16)
     teacher = teacher_from_run(tmp_path, vocab_size=13)
     assert teacher.model.cfg.n_embd == 16  # from the run's config, not this job's
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(teacher.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_a_run_of_the_earlier_model_rebuilds_as_that_model(tmp_path):
+    # its saved config has no init / tie_head / bias: the earlier model had them fixed at gpt2 / True / False
+    trained = _run(tmp_path, init="gpt2", tie_head=True, bias=False)
+    config = OmegaConf.load(tmp_path / ".hydra" / "config.yaml")
+    for key in ("init", "tie_head", "bias"):
+        del config.model[key]
+    OmegaConf.save(config, tmp_path / ".hydra" / "config.yaml")
+    teacher = teacher_from_run(tmp_path, vocab_size=13)
+    assert teacher.model.lm_head.weight is teacher.model.tok_emb.weight
     for key, value in trained.state_dict().items():
         torch.testing.assert_close(teacher.state_dict()[key], value, rtol=0, atol=0)
 
