@@ -15,13 +15,13 @@ from lightning_hybrid.quant import PackedBitLinear, bit_linears, convert
 from lightning_hybrid.quant import reference as ref
 
 
-def _gpt(seed=0):
+def _gpt(seed=0, tie_head=False):
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=24))
+    return GPT(GPTConfig(vocab_size=37, block_size=16, n_layer=2, n_head=2, n_embd=24, tie_head=tie_head))
 
 
-def _qat_gpt(bits=1.58, seed=0):
-    model = _gpt(seed)
+def _qat_gpt(bits=1.58, seed=0, tie_head=False):
+    model = _gpt(seed, tie_head)
     convert(model, bits=bits)
     return model.eval()
 
@@ -119,14 +119,14 @@ def test_unknown_float_dtype_is_named(tmp_path):
 
 
 def test_tied_weights_stored_once_and_restored_tied_values(tmp_path):
-    qat = _qat_gpt()
+    qat = _qat_gpt(tie_head=True)
     save_packed(qat, tmp_path / "m.safetensors")
     with safe_open(tmp_path / "m.safetensors", "pt") as f:
         keys = set(f.keys())
         aliases = json.loads(f.metadata()["aliases"])
     assert "tok_emb.weight" in keys and "lm_head.weight" not in keys
     assert aliases == {"lm_head.weight": "tok_emb.weight"}
-    fresh = load_packed(_gpt(seed=9), tmp_path / "m.safetensors")
+    fresh = load_packed(_gpt(seed=9, tie_head=True), tmp_path / "m.safetensors")
     assert torch.equal(fresh.lm_head.weight, qat.tok_emb.weight)
 
 

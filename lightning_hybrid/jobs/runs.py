@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from safetensors.torch import load_model
 from torch import nn
 
@@ -49,5 +49,7 @@ def saved_model_config(cfg: DictConfig) -> DictConfig:
     """A run's model config, with the earlier model's fixed choices filled in where a LanguageModel's
     config predates them (so that its weights still load)."""
     if str(cfg.model.get("_target_", "")).endswith(".LanguageModel"):
-        return OmegaConf.merge(EARLIER_MODEL, cfg.model)
+        with open_dict(cfg):  # in place, so that its interpolations (${data.block_size}) still resolve
+            for key, value in EARLIER_MODEL.items():
+                cfg.model.setdefault(key, value)
     return cfg.model

@@ -9,9 +9,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from lightning_hybrid import ClusterDataModule, PrecisionAllocator, PrecisionPlan, TernaryQAT
-from lightning_hybrid.data import TextDataModule
+from lightning_hybrid.data import DigitsDataModule, TextDataModule
 from lightning_hybrid.jobs.configs import build_callbacks, config_dir
-from lightning_hybrid.models import LanguageModel
+from lightning_hybrid.models import LanguageModel, MLPClassifier
 from lightning_hybrid.quant.precision import LayerPlan
 
 CONF = Path(config_dir())
@@ -40,11 +40,18 @@ def test_groups_listed_in_the_defaults_exist():
 @pytest.mark.parametrize("option", _options("model"))
 def test_model_group(option):
     cfg = _compose(f"model={option}")
-    assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
+    if option == "mlp":  # a classifier: the data gives its input width and classes
+        assert isinstance(instantiate(cfg.model, in_features=64, num_classes=10), MLPClassifier)
+    else:
+        assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
 
 
 @pytest.mark.parametrize("option", _options("data"))
 def test_data_group(option):
+    if option == "digits":  # no text: scikit-learn's images
+        dm = instantiate(_compose("data=digits").data)
+        assert isinstance(dm, DigitsDataModule) and dm.model_kwargs() == {"in_features": 64, "num_classes": 10}
+        return
     cfg = _compose(f"data={option}", f"data.path={TEXT}")
     dm = instantiate(cfg.data)
     assert isinstance(dm, (TextDataModule, ClusterDataModule)) and dm.vocab_size > 1
@@ -91,9 +98,14 @@ def test_callbacks_group(option):
 
 @pytest.mark.parametrize("option", _options("experiment"))
 def test_experiment_group(option):
-    cfg = _compose(f"experiment={option}", f"data.path={TEXT}")
-    assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
-    assert isinstance(instantiate(cfg.data), (TextDataModule, ClusterDataModule))
+    if option == "digits":  # the classifier on scikit-learn's images
+        cfg = _compose("experiment=digits")
+        data = instantiate(cfg.data)
+        assert isinstance(instantiate(cfg.model, **data.model_kwargs()), MLPClassifier)
+    else:
+        cfg = _compose(f"experiment={option}", f"data.path={TEXT}")
+        assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
+        assert isinstance(instantiate(cfg.data), (TextDataModule, ClusterDataModule))
     assert isinstance(instantiate(cfg.trainer, logger=False), pl.Trainer)
 
 
@@ -110,7 +122,12 @@ def test_optimizer_group(option):
     model = instantiate(cfg.model, vocab_size=256)
     assert (
         model.hparams.optimizer
-        == {"adamw_cosine": "adamw", "schedulefree_adamw": "schedulefree_adamw", "prodigy": "prodigy"}[option]
+        == {
+            "adamw_cosine": "adamw",
+            "schedulefree_adamw": "schedulefree_adamw",
+            "prodigy": "prodigy",
+            "mechanic": "mechanic",
+        }[option]
     )
     optimizer = model.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
@@ -126,8 +143,23 @@ def test_benchmark_group_expands_to_runs(option):
     runs = grid(cfg)
     assert runs and all(r.overrides for r in runs)
     # quick: 3 swept methods x 2 LRs x 2 seeds + prodigy; full: 5 swept ternary methods + prodigy + fp32 reference
-    expected = {"quick": 3 * 2 * 2 + 2, "full": 5 * 4 * 3 + 3 + 4 * 3, "clusters": 4 * 3, "precision": 4 * 3}[option]
+    # suite modes: 3 swept methods x LRs x seeds + prodigy and mechanic x seeds, on every workload
+    expected = {
+        "quick": 3 * 2 * 2 + 2,
+        "full": 5 * 4 * 3 + 3 + 4 * 3,
+        "clusters": 4 * 3,
+        "precision": 4 * 3,
+        "reference": 2 * 5 * 3,
+        "suite": 4 * (3 * 5 * 3 + 2 * 3),
+        "suite-dev": 4 * (3 * 3 + 2),
+        "suite-quick": 3 * (3 * 2 + 2),
+        "suite-cost": 4 * 5 * 2,
+    }[option]
     assert len(runs) == expected
+    if option in ("suite", "suite-dev"):  # each workload's own steps: 2000 for the GPTs, 1000 for digits
+        steps = {r.workload: next(o for o in r.overrides if o.startswith("trainer.max_steps=")) for r in runs}
+        assert steps["digits_ternary"] == "trainer.max_steps=1000"
+        assert steps["shakespeare_binary"] == steps["stdlib_ternary"] == "trainer.max_steps=2000"
     for run in runs[:3]:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             composed = compose("train", overrides=list(run.overrides))
