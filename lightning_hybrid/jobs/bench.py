@@ -71,7 +71,7 @@ def _common(cfg: DictConfig, workload: str) -> list[str]:
     """Overrides every run of `workload` gets: its steps and validation interval (the benchmark's when
     it sets them, else the workload's own `steps` / `eval_every`, else the main job's), the log interval,
     no progress bar, checkpoints or model summary, then the invocation's own `overrides` (a variant of
-    every run: `overrides=[model.bias=false]`)."""
+    every run: `"overrides=['model.bias=false']"`, each one quoted)."""
     b, spec = cfg.benchmark, cfg.workloads[workload]
     steps, every = b.get("steps") or spec.get("steps"), b.get("eval_every") or spec.get("eval_every")
     return [

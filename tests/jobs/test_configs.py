@@ -193,3 +193,15 @@ def test_compression_group(option):
 def test_experiments_can_set_top_level_keys():
     assert _compose("experiment=ultra_low_bit").export_layout == "base3"
     assert _compose().export_layout == "2bit"
+
+
+def test_bench_overrides_reach_every_run_last():
+    from lightning_hybrid.jobs.bench import grid
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("bench", overrides=["overrides=['model.bias=false','model.init=gpt2']"])
+    runs = grid(cfg)
+    assert runs and all(r.overrides[-2:] == ("model.bias=false", "model.init=gpt2") for r in runs)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        composed = compose("train", overrides=list(runs[0].overrides))
+    assert composed.model.bias is False and composed.model.init == "gpt2"
