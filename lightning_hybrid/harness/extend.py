@@ -19,12 +19,10 @@ def on_1_3_grid(lr: float) -> float:
 
 def beyond(lrs: list[float], up: bool) -> float:
     """The next base LR past the grid's edge, one grid step further (on the 1-3 sequence)."""
-    lrs = sorted(lrs)
+    lrs = sorted(lrs, reverse=not up)  # the edge last, its neighbour before it
     if len(lrs) < 2:
         raise ValueError(f"extending a base-LR grid needs at least two LRs, got {lrs}.")
-    if up:
-        return float(f"{on_1_3_grid(lrs[-1] * lrs[-1] / lrs[-2]):.3g}")
-    return float(f"{on_1_3_grid(lrs[0] * lrs[0] / lrs[1]):.3g}")
+    return float(f"{on_1_3_grid(lrs[-1] * lrs[-1] / lrs[-2]):.3g}")
 
 
 def extensions(

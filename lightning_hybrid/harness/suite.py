@@ -129,11 +129,8 @@ def cost_markdown(results: list[dict[str, Any]], reference: str) -> str:
             t, b = _median_step(runs), _state(runs)
             ratio = f"{t / ref_time:.2f}x" if t and ref_time else "n/a"
             extra = f"{b[0] + b[1] - ref_bytes[0] - ref_bytes[1]:,}" if None not in (*b, *ref_bytes) else "n/a"
-            out.append(
-                f"| {workload} | {m} | {len(runs)} | {t * 1e3:.1f} | {ratio} | {_n(b[0])} | {_n(b[1])} | {extra} |"
-                if t
-                else f"| {workload} | {m} | {len(runs)} | n/a | n/a | {_n(b[0])} | {_n(b[1])} | {extra} |"
-            )
+            ms = f"{t * 1e3:.1f}" if t else "n/a"
+            out.append(f"| {workload} | {m} | {len(runs)} | {ms} | {ratio} | {_n(b[0])} | {_n(b[1])} | {extra} |")
     return "\n".join(out) + "\n"
 
 
