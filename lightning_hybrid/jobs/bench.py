@@ -14,6 +14,7 @@ import csv
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -219,7 +220,11 @@ def _sections(cfg: DictConfig, results: list[dict[str, Any]]) -> str:
 def run_grid(cfg: DictConfig, runs: list[RunSpec], invocation: str) -> None:
     """Run the grid's unfinished runs in this process (claiming each first when it is a worker)."""
     out_dir, runs_dir = Path(cfg.out_dir), Path(cfg.runs_dir)
+    parent = os.getppid()
     for i, run in enumerate(runs, 1):
+        if cfg.worker and os.getppid() != parent:  # the suite that started this worker is gone
+            print("the benchmark that started this worker has stopped; so does the worker", flush=True)
+            return
         check_same_run(runs_dir, run)
         path = result_path(runs_dir, run)
         finished = path.exists() and not (cfg.retry_failed and '"status": "failed"' in path.read_text())
@@ -232,21 +237,29 @@ def run_grid(cfg: DictConfig, runs: list[RunSpec], invocation: str) -> None:
         print(f"[{i}/{len(runs)}] {run.key}: {result['status']} {outcome} ({result['wall_s']} s)", flush=True)
 
 
-def run_workers(cfg: DictConfig, argv: list[str]) -> None:
+def run_workers(cfg: DictConfig, argv: list[str], invocation: str) -> None:
     """`cfg.workers` processes of this job over the same grid, each taking the runs no other has
-    claimed; stale claims of a killed suite are cleared first."""
+    claimed; stale claims of a killed suite are cleared first. Their runs record this invocation's id."""
     clear_claims(Path(cfg.runs_dir))
     command = [sys.executable, "-m", "lightning_hybrid.jobs.bench", *argv, "workers=1", "worker=true"]
+    if cfg.get("invocation") is None:
+        command.append(f"invocation={invocation}")
     command.append("hydra.output_subdir=null")
     procs = [subprocess.Popen(command) for _ in range(cfg.workers)]
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         codes = [p.wait() for p in procs]
-    finally:  # an interrupted suite stops its workers too
+    finally:  # an interrupted suite (Ctrl-C, kill) stops its workers too
+        signal.signal(signal.SIGTERM, previous)
         for p in procs:
             if p.poll() is None:
                 p.kill()
     if any(codes):
         raise RuntimeError(f"benchmark workers exited with {codes}; finished runs are kept, rerun to resume.")
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_workers' `finally`, which stops the workers
 
 
 def check_settings(cfg: DictConfig) -> None:
@@ -263,12 +276,12 @@ def run_benchmark(cfg: DictConfig, command: str, argv: list[str] | None = None) 
     check_settings(cfg)
     out_dir = Path(cfg.out_dir)
     torch.set_num_threads(cfg.threads)
-    invocation = time.strftime("%Y%m%dT%H%M%S")
+    invocation = cfg.get("invocation") or time.strftime("%Y%m%dT%H%M%S")
     extra, seen = current_extensions(cfg), None
     while not cfg.report_only and extra != seen:  # a new round while the edges move
         seen = extra
         if cfg.workers > 1:
-            run_workers(cfg, argv if argv is not None else sys.argv[1:])
+            run_workers(cfg, argv if argv is not None else sys.argv[1:], invocation)
         else:
             run_grid(cfg, grid(cfg, extra), invocation)
         if cfg.worker:

@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ def test_suite_quick_with_two_workers_extends_edges_and_reports_across_workloads
             assert [float(r["lr"]) for r in rows if (r["workload"], r["method"]) == (workload, method)] == [1.0]
     summary = (out / "summary.md").read_text()
     assert "## Across workloads" in summary and "guarantee (worst LR)" in summary and "## Cost" in summary
+    assert "from 1 invocation(s)" in summary  # the workers' runs carry the invocation that started them
     assert all(int(r["optimizer_state_bytes"]) > 0 for r in rows)
     assert (out / "profile.png").stat().st_size > 10_000
     again = _bench(out, "benchmark=suite-quick", "benchmark.workloads=[smoke_ternary,digits_ternary]")
@@ -106,3 +108,44 @@ def test_bad_harness_settings_are_named_before_any_run(tmp_path, override, match
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and re.search(match, result.stderr), result.stderr[-2000:]
     assert not (tmp_path / "runs").exists()
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while being read
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from Linux /proc")
+def test_terminating_the_suite_stops_its_workers_and_records_no_failure(tmp_path):
+    # runs far longer than the test waits: a worker still alive at the end was left behind
+    cmd = [sys.executable, "-m", "lightning_hybrid.bench", f"out_dir={tmp_path}", "benchmark=suite-quick", "workers=2"]
+    cmd += ["benchmark.steps=1000000", "benchmark.workloads=[smoke_ternary]"]
+    parent = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("runs/**/claim")) and time.monotonic() < deadline:  # workers are training
+        time.sleep(0.5)
+    workers = _children(parent.pid)
+    assert len(workers) == 2 and list(tmp_path.glob("runs/**/claim"))
+    parent.terminate()
+    assert parent.wait(timeout=60) != 0
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(_alive(w) for w in workers)
+    assert not [p for p in tmp_path.glob("runs/**/result.json") if '"status": "failed"' in p.read_text()]
