@@ -13,14 +13,25 @@ def test_bad_method_names_the_argument():
         GradientCompression("int4")
 
 
-def _ddp_run(method, out):
-    run_script("ddp_compression.py", method, out)
-    return rank_states(out)
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """The two ranks' states after a 2-process DDP run with `method`; each method runs once per module
+    (a run is a fresh pair of processes, about 13 s)."""
+    done = {}
+
+    def run(method):
+        if method not in done:
+            out = tmp_path_factory.mktemp(method.replace(":", "_"))
+            run_script("ddp_compression.py", method, out)
+            done[method] = rank_states(out)
+        return done[method]
+
+    return run
 
 
 @pytest.mark.slow
-def test_two_process_ddp_with_ternary_gradients(tmp_path):
-    runs = {m: _ddp_run(m, tmp_path / m) for m in ("none", "terngrad")}
+def test_two_process_ddp_with_ternary_gradients(ddp_run):
+    runs = {m: ddp_run(m) for m in ("none", "terngrad")}
     for rank0, rank1 in runs.values():  # every rank applied the same averaged gradient
         for key in (k for k in rank0 if not k.startswith("_")):
             torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
@@ -53,8 +64,8 @@ def test_resuming_with_another_method_is_an_error():
 
 
 @pytest.mark.slow
-def test_two_bit_wire_sends_a_quarter_and_gives_the_int8_wire_result_exactly(tmp_path):
-    int8, packed = _ddp_run("terngrad", tmp_path / "int8")[0], _ddp_run("terngrad:2bit", tmp_path / "2bit")
+def test_two_bit_wire_sends_a_quarter_and_gives_the_int8_wire_result_exactly(ddp_run):
+    int8, packed = ddp_run("terngrad")[0], ddp_run("terngrad:2bit")
     for key in (k for k in int8 if not k.startswith("_")):
         # oracle: the int8 all-reduce; both sum the same integer codes exactly, so the weights are identical
         torch.testing.assert_close(packed[0][key], int8[key], rtol=0, atol=0, msg=key)
@@ -70,9 +81,9 @@ def test_unknown_wire_is_named():
 
 
 @pytest.mark.slow
-def test_one_scale_a_bucket_sends_fewer_scales_and_ranks_still_agree(tmp_path):
-    per_parameter = _ddp_run("terngrad:int8:parameter", tmp_path / "p")[0]
-    rank0, rank1 = _ddp_run("terngrad", tmp_path / "b")  # the default: one scale a bucket
+def test_one_scale_a_bucket_sends_fewer_scales_and_ranks_still_agree(ddp_run):
+    per_parameter = ddp_run("terngrad:int8:parameter")[0]
+    rank0, rank1 = ddp_run("terngrad")  # the default: one scale a bucket
     for key in (k for k in rank0 if not k.startswith("_")):  # the shared scale keeps the ranks' sums identical
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
     numel, steps = int(rank0["_grad_numel"]), int(rank0["_steps"])
