@@ -1,7 +1,9 @@
 """Framework-free cores of the hybrid optimizer (no Lightning imports): the auxiliary LR network, its
-learning signal, and the trust-region maths. The callbacks in lightning_hybrid.callbacks adapt them."""
+learning signal, a learned scale on the accumulated updates (Mechanic's), and the trust-region maths.
+The callbacks in lightning_hybrid.callbacks adapt them."""
 
 from lightning_hybrid.control.aux_net import AuxLRLearner, AuxLRSettings, AuxNetwork
+from lightning_hybrid.control.scale import Displacement, ScaleSettings, ScaleTuner
 from lightning_hybrid.control.signals import FEATURE_NAMES, SignalTracker
 from lightning_hybrid.control.trace import ParameterTrace, TraceReading
 from lightning_hybrid.control.trust_region import StepOutcome, TrustRegionCore, TrustRegionSettings
@@ -11,7 +13,10 @@ __all__ = [
     "AuxLRLearner",
     "AuxLRSettings",
     "AuxNetwork",
+    "Displacement",
     "ParameterTrace",
+    "ScaleSettings",
+    "ScaleTuner",
     "SignalTracker",
     "StepOutcome",
     "TraceReading",

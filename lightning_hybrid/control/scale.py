@@ -1,0 +1,154 @@
+"""One learned scale on a base optimizer's accumulated updates (Mechanic's parameterisation and tuner).
+
+Cutkosky, Defazio & Mehta 2023 ("Mechanic: a learning rate tuner") train with
+
+    theta_t = theta_0 + s_t * Delta_t,    Delta_t = u_0 + ... + u_{t-1},
+
+where u_i is the base optimizer's update at step i (at its own LR). Then d loss(theta_t) / d s = g_t . Delta_t,
+whose horizon is the whole run so far: unlike a one-step hypergradient it does not favour ever smaller
+LRs once batch noise dominates (the short-horizon bias that shrank the LR of the earlier signals,
+control/trace.py). The scale is learned by a parameter-free online learner run at several betas at
+once (per beta: a running maximum of |h|, a discounted sum of h^2, a "reward" of the bets won so far;
+s = sum over betas of wealth / sqrt(sum h^2)). A small decay term
+lambda * ||g|| / ||theta|| * theta . Delta in h pulls s down when the displacement only grows the weights.
+
+Everything stays on the parameters' device as tensors: a step makes no host synchronisation (the
+callbacks read the scale as a tensor); the dot products are foreach ops with one reduction.
+
+Memory: two float32 copies of the trainable parameters (theta_0 and Delta).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from lightning_hybrid.utils.checks import in_open_unit, non_negative, positive
+
+MECHANIC_BETAS = (0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999)
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """betas: the online learner's discounts, one learner each (their scales add up).
+    s_init: the starting wealth, as a fraction of the first |h| (the scale grows from about s_init).
+    decay: lambda, the weight of the decay term in the hypergradient.
+    eps: added to sqrt(sum h^2) and to norms before dividing."""
+
+    betas: tuple[float, ...] = MECHANIC_BETAS
+    s_init: float = 1e-8
+    decay: float = 0.01
+    eps: float = 1e-8
+
+    def __post_init__(self) -> None:
+        if not self.betas:
+            raise ValueError("`betas` must list at least one discount in (0, 1), got ().")
+        for beta in self.betas:
+            in_open_unit("betas", beta)
+        positive("s_init", self.s_init)
+        non_negative("decay", self.decay)
+        positive("eps", self.eps)
+
+
+class ScaleTuner:
+    """The online learner of the module doc: update(h) after each hypergradient, `scale` its sum."""
+
+    def __init__(self, settings: ScaleSettings | None = None, device: torch.device | str = "cpu") -> None:
+        self.settings = settings or ScaleSettings()
+        n = len(self.settings.betas)
+        self.betas = torch.tensor(self.settings.betas, dtype=torch.float32, device=device)
+        self.s = torch.zeros(n, device=device)
+        self.sum_h2 = torch.zeros(n, device=device)
+        self.reward = torch.zeros(n, device=device)
+        self.max_h = torch.full((n,), 1e-6, device=device)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        """The current scale, a 0-d tensor (>= 0)."""
+        return self.s.sum().clamp(min=0.0)
+
+    def update(self, h: torch.Tensor) -> None:
+        """One step of every learner on the hypergradient `h` (a 0-d tensor: d loss / d s)."""
+        b = self.betas
+        self.max_h.copy_(torch.maximum(b * self.max_h, h.abs()))
+        self.sum_h2.mul_(b * b).add_(h * h)
+        self.reward.mul_(b).sub_(self.s * h).clamp_(min=0.0)
+        wealth = self.max_h * self.settings.s_init / len(self.settings.betas) + self.reward
+        self.s.copy_(wealth / (self.sum_h2.sqrt() + self.settings.eps))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"scale.{k}": getattr(self, k).clone() for k in ("s", "sum_h2", "reward", "max_h")}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k in ("s", "sum_h2", "reward", "max_h"):
+            value = state[f"scale.{k}"]
+            if value.shape != self.s.shape:
+                raise ValueError(
+                    f"the checkpoint's scale learner has {value.numel()} betas, this one {self.s.numel()}: "
+                    "`betas` must match the run that wrote it."
+                )
+            getattr(self, k).copy_(value)
+
+
+class Displacement:
+    """theta_0 and Delta for a list of parameters, with the three foreach steps of the parameterisation:
+    hypergradient (before the base step), accumulate (after it) and place (theta = theta_0 + s Delta)."""
+
+    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+        with torch.no_grad():
+            self.origin = [p.detach().float().clone() for p in params]
+            self.delta = [torch.zeros_like(o) for o in self.origin]
+
+    def hypergradient(
+        self,
+        params: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor],
+        scale: torch.Tensor,
+        decay: float,
+        eps: float = 1e-8,
+    ) -> torch.Tensor:
+        """h = g . Delta + decay * scale * ||g|| / ||theta|| * theta . Delta, a 0-d tensor. `params` are
+        the weights the decay term reads (Mechanic reads them after the base step)."""
+        with torch.no_grad():
+            g = [x.float() for x in grads]
+            p = [x.detach().float() for x in params]
+            g_dot = _sum(torch._foreach_mul(g, self.delta))
+            p_dot = _sum(torch._foreach_mul(p, self.delta))
+            g_norm = _sum(torch._foreach_mul(g, g)).sqrt()
+            p_norm = _sum(torch._foreach_mul(p, p)).sqrt()
+            return g_dot + decay * scale * g_norm / (p_norm + eps) * p_dot
+
+    def accumulate(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
+        """Delta += u, the base optimizer's update: u = theta_after - (theta_0 + scale * Delta), where
+        theta_0 + scale * Delta is where this parameterisation had put the weights before the step."""
+        with torch.no_grad():
+            before = torch._foreach_add(self.origin, torch._foreach_mul(self.delta, scale))
+            update = torch._foreach_sub([p.detach().float() for p in params], before)
+            torch._foreach_add_(self.delta, update)
+
+    def place(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
+        """theta = theta_0 + scale * Delta, in each parameter's dtype."""
+        with torch.no_grad():
+            placed = torch._foreach_add(self.origin, torch._foreach_mul(self.delta, scale))
+            for p, x in zip(params, placed):
+                p.copy_(x)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"origin.{i}": o.clone() for i, o in enumerate(self.origin)}
+        state.update({f"delta.{i}": d.clone() for i, d in enumerate(self.delta)})
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        n = sum(k.startswith("origin.") for k in state)
+        if n != len(self.origin):
+            raise ValueError(f"the checkpoint holds {n} parameter tensors, this model {len(self.origin)}.")
+        for i, (o, d) in enumerate(zip(self.origin, self.delta)):
+            o.copy_(state[f"origin.{i}"])
+            d.copy_(state[f"delta.{i}"])
+
+
+def _sum(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The sum of all elements of all tensors: one reduction over the per-tensor sums."""
+    return torch.stack([x.sum() for x in parts]).sum()
