@@ -2,8 +2,9 @@
 
 from lightning_hybrid.callbacks.aux_lr import AuxLRController
 from lightning_hybrid.callbacks.compression import GradientCompression
+from lightning_hybrid.callbacks.learned_scale import LearnedScale
 from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.callbacks.schedulefree import ScheduleFreeMode
 from lightning_hybrid.callbacks.trust_region import TrustRegion
 
-__all__ = ["AuxLRController", "GradientCompression", "ScheduleFreeMode", "TernaryQAT", "TrustRegion"]
+__all__ = ["AuxLRController", "GradientCompression", "LearnedScale", "ScheduleFreeMode", "TernaryQAT", "TrustRegion"]

@@ -110,11 +110,13 @@ class Displacement:
         eps: float = 1e-8,
     ) -> torch.Tensor:
         """h = g . Delta + decay * scale * ||g|| / ||theta|| * theta . Delta, a 0-d tensor. `params` are
-        the weights the decay term reads (Mechanic reads them after the base step)."""
+        the weights the decay term reads (Mechanic reads them after the base step); a None gradient (a
+        parameter the loss does not reach) counts as zero."""
         with torch.no_grad():
-            g = [x.float() for x in grads]
+            reached = [i for i, x in enumerate(grads) if x is not None]
+            g = [grads[i].float() for i in reached]
             p = [x.detach().float() for x in params]
-            g_dot = _sum(torch._foreach_mul(g, self.delta))
+            g_dot = _sum(torch._foreach_mul(g, [self.delta[i] for i in reached]))
             p_dot = _sum(torch._foreach_mul(p, self.delta))
             g_norm = _sum(torch._foreach_mul(g, g)).sqrt()
             p_norm = _sum(torch._foreach_mul(p, p)).sqrt()
@@ -150,5 +152,5 @@ class Displacement:
 
 
 def _sum(parts: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The sum of all elements of all tensors: one reduction over the per-tensor sums."""
-    return torch.stack([x.sum() for x in parts]).sum()
+    """The sum of all elements of all tensors: one reduction over the per-tensor sums (0 for none)."""
+    return torch.stack([x.sum() for x in parts]).sum() if parts else torch.zeros(())

@@ -1,0 +1,121 @@
+"""LearnedScale: one learned scale on the optimizer's accumulated updates (Mechanic's), as a Lightning callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from typing_extensions import override
+
+from lightning_hybrid.callbacks._steps import drop_gradients, refuse_sharded, report_summary, trainable
+from lightning_hybrid.control.scale import Displacement, ScaleSettings, ScaleTuner
+from lightning_hybrid.utils.settings import strict
+
+
+class LearnedScale(pl.Callback):
+    """Trains with theta = theta_0 + s * (sum of the optimizer's updates) and learns s online from
+    d loss / d s (lightning_hybrid/control/scale.py): the optimizer, its LR schedule included, sets the
+    direction and shape of the steps, and s their size, so the base LR matters only through its schedule.
+
+    Args (lightning_hybrid.control.ScaleSettings): betas, s_init, decay, eps.
+
+    Works through the optimizer's step post-hook, so after gradient clipping and with gradient
+    accumulation (one scale step per optimizer step). Every rank holds the same parameters and the
+    same averaged gradients under DDP, so every rank computes the same scale without a collective. A
+    step whose gradients are not all finite is skipped (one check, the step's one host sync).
+
+    Memory: two float32 copies of the trainable parameters (theta_0 and the sum of updates).
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = strict(ScaleSettings, settings, "LearnedScale")
+        self.tuner: ScaleTuner | None = None
+        self.displacement: Displacement | None = None
+        self.steps = self.skipped = 0
+        self._params: list[torch.nn.Parameter] = []
+        self._skip = False
+        self._restored: dict[str, torch.Tensor] | None = None
+        self._handles: list[Any] = []
+
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            refuse_sharded(trainer, "LearnedScale")
+
+    @override
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if len(trainer.optimizers) != 1:
+            raise ValueError(
+                "LearnedScale scales the updates of one optimizer; configure_optimizers returned "
+                f"{len(trainer.optimizers)}. Put the parameters in one optimizer (param groups may differ)."
+            )
+        self._params = trainable(trainer.optimizers)
+        device = self._params[0].device
+        self.tuner = ScaleTuner(self.settings, device)
+        self.displacement = Displacement(self._params)
+        if self._restored is not None:
+            self.tuner.load_state_dict(self._restored)
+            self.displacement.load_state_dict(self._restored)
+            self._restored = None
+        else:  # a fresh run starts at theta_0: scale 0 until the first hypergradient
+            self.displacement.place(self._params, self.tuner.scale)
+        self._handles = [trainer.optimizers[0].register_step_post_hook(self._after_step)]
+
+    @override
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    @override
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
+        grads = [p.grad for p in self._params if p.grad is not None]
+        finite = bool(torch.stack([g.isfinite().all() for g in grads]).all()) if grads else False
+        self._skip = not trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if self._skip:
+            drop_gradients(self._params)
+            self.skipped += 1
+            rank_zero_warn(
+                f"LearnedScale: step {trainer.global_step} skipped: non-finite gradient; the weights are unchanged."
+            )
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._skip:  # the optimizer had no gradients and left the weights alone
+            return
+        tuner, displacement = self.tuner, self.displacement
+        before = tuner.scale
+        h = displacement.hypergradient(self._params, [p.grad for p in self._params], before, self.settings.decay)
+        displacement.accumulate(self._params, before)
+        tuner.update(h)
+        displacement.place(self._params, tuner.scale)
+        self.steps += 1
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        pl_module.log("scale/s", self.tuner.scale, on_step=True, on_epoch=False)
+
+    def summary(self) -> dict[str, float | int]:
+        scale = float(self.tuner.scale) if self.tuner is not None else 0.0
+        return {"steps": self.steps, "skipped_steps": self.skipped, "final_scale": float(f"{scale:.4g}")}
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        report_summary(trainer, "LearnedScale", "scale_summary", self.summary())
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"steps": self.steps, "skipped": self.skipped}
+        if self.tuner is not None:
+            state.update(self.tuner.state_dict())
+            state.update(self.displacement.state_dict())
+        return state
+
+    @override
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps, self.skipped = int(state.get("steps", 0)), int(state.get("skipped", 0))
+        tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        self._restored = tensors or None  # placed on the parameters' devices at fit start

@@ -1,0 +1,74 @@
+"""LearnedScale in a Trainer: the weights it sets are theta_0 + s * (sum of AdamW's updates), it learns,
+skips non-finite steps, resumes exactly, and names bad arguments."""
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from helpers.hybrid import ScheduledClassifier, StepProbe, fit
+from lightning_hybrid.callbacks.learned_scale import LearnedScale
+
+
+class ScaleProbe(pl.Callback):
+    """The scale after each optimizer step."""
+
+    def __init__(self) -> None:
+        self.scales: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        scale = next(c for c in trainer.callbacks if isinstance(c, LearnedScale))
+        self.scales.append(float(scale.tuner.scale))
+
+
+def test_the_weights_are_the_origin_plus_the_scaled_sum_of_updates():
+    scale, probe, scales = LearnedScale(), StepProbe(), ScaleProbe()
+    _, model = fit([scale, probe, scales], max_steps=12)
+    origin, delta = scale.displacement.origin, scale.displacement.delta
+    # oracle: the parameterisation itself, recomputed from the callback's own theta_0 and Delta
+    for p, o, d in zip(model.parameters(), origin, delta):
+        torch.testing.assert_close(p.detach(), o + scales.scales[-1] * d, rtol=1e-6, atol=1e-7)
+    assert probe.step_norms[-1] > 10 * probe.step_norms[0]  # the steps grow with the scale
+    assert scales.scales[-1] > 10 * scales.scales[1] > 0  # it learned a scale (it grows from about s_init)
+    assert scale.summary()["steps"] == 12
+
+
+def test_a_non_finite_gradient_skips_the_step_and_leaves_the_state_finite():
+    scale, probe = LearnedScale(), StepProbe()
+    with pytest.warns(UserWarning, match="step 3 skipped: non-finite gradient"):
+        fit([scale, probe], max_steps=6, model=ScheduledClassifier(nan_at_step=3))
+    assert probe.step_norms[3] == 0.0
+    assert scale.summary()["skipped_steps"] == 1 and scale.steps == 5
+    assert all(torch.isfinite(d).all() for d in scale.displacement.delta) and torch.isfinite(scale.tuner.scale)
+
+
+def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
+    save = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=6, save_top_k=-1, filename="{step}")
+    full = [LearnedScale(), StepProbe(), ScaleProbe()]
+    fit(full + [save], max_steps=12, gradient_clip_val=1.0, enable_checkpointing=True)
+    resumed = [LearnedScale(), StepProbe(), ScaleProbe()]
+    fit(resumed, max_steps=12, gradient_clip_val=1.0, ckpt_path=tmp_path / "step=6.ckpt")
+    assert resumed[2].scales == full[2].scales[6:]  # oracle: the uninterrupted run, exactly
+    for a, b in zip(full[1].weights[-1], resumed[1].weights[-1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert resumed[0].summary() == full[0].summary()
+
+
+def test_several_optimizers_are_refused():
+    class TwoOptimizers(ScheduledClassifier):
+        def configure_optimizers(self):
+            params = list(self.parameters())
+            return [torch.optim.SGD(params[:1], lr=0.1), torch.optim.SGD(params[1:], lr=0.1)]
+
+    model = TwoOptimizers()
+    model.automatic_optimization = False
+    with pytest.raises(ValueError, match="scales the updates of one optimizer; configure_optimizers returned 2"):
+        fit([LearnedScale()], model=model)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"decay": -0.1}, "`decay` must be"), ({"betas": (0.9, 1.5)}, "`betas` must be"), ({"lr": 1.0}, "lr")],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        LearnedScale(**kwargs)
