@@ -19,7 +19,12 @@ class LearnedScale(pl.Callback):
     d loss / d s (lightning_hybrid/control/scale.py): the optimizer, its LR schedule included, sets the
     direction and shape of the steps, and s their size, so the base LR matters only through its schedule.
 
-    Args (lightning_hybrid.control.ScaleSettings): betas, s_init, decay, eps.
+    Args:
+        divide_by_base_lr: sum each update divided by its param group's base LR (`initial_lr`, which LR
+            schedulers set, else `lr`), so that s is the LR itself and the run is the same at any base
+            LR; the schedule still shapes the steps. False: Mechanic's own convention (its scale
+            multiplies the base LR's updates; mechanic-pytorch is run at lr 1.0).
+        **settings (lightning_hybrid.control.ScaleSettings): betas, s_init, decay, eps.
 
     Works through the optimizer's step post-hook, so after gradient clipping and with gradient
     accumulation (one scale step per optimizer step). Every rank holds the same parameters and the
@@ -29,7 +34,10 @@ class LearnedScale(pl.Callback):
     Memory: two float32 copies of the trainable parameters (theta_0 and the sum of updates).
     """
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, divide_by_base_lr: bool = True, **settings: Any) -> None:
+        if not isinstance(divide_by_base_lr, bool):
+            raise ValueError(f"`divide_by_base_lr` must be True or False, got {divide_by_base_lr!r}.")
+        self.divide_by_base_lr = divide_by_base_lr
         self.settings = strict(ScaleSettings, settings, "LearnedScale")
         self.tuner: ScaleTuner | None = None
         self.displacement: Displacement | None = None
@@ -54,7 +62,7 @@ class LearnedScale(pl.Callback):
         self._params = trainable(trainer.optimizers)
         device = self._params[0].device
         self.tuner = ScaleTuner(self.settings, device)
-        self.displacement = Displacement(self._params)
+        self.displacement = Displacement(self._params, self._units(trainer.optimizers[0]))
         if self._restored is not None:
             self.tuner.load_state_dict(self._restored)
             self.displacement.load_state_dict(self._restored)
@@ -62,6 +70,20 @@ class LearnedScale(pl.Callback):
         else:  # a fresh run starts at theta_0: scale 0 until the first hypergradient
             self.displacement.place(self._params, self.tuner.scale)
         self._handles = [trainer.optimizers[0].register_step_post_hook(self._after_step)]
+
+    def _units(self, optimizer: torch.optim.Optimizer) -> list[float] | None:
+        if not self.divide_by_base_lr:
+            return None
+        units = []
+        for group in optimizer.param_groups:
+            base = float(group.get("initial_lr", group["lr"]))
+            if not base > 0:
+                raise ValueError(
+                    f"LearnedScale(divide_by_base_lr=True) divides by each param group's base LR; one group has "
+                    f"{base}. Give every group a positive LR or use divide_by_base_lr=False."
+                )
+            units += [base] * sum(p.requires_grad for p in group["params"])
+        return units
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -96,10 +96,16 @@ class Displacement:
     """theta_0 and Delta for a list of parameters, with the three foreach steps of the parameterisation:
     hypergradient (before the base step), accumulate (after it) and place (theta = theta_0 + s Delta)."""
 
-    def __init__(self, params: Sequence[torch.Tensor]) -> None:
+    def __init__(self, params: Sequence[torch.Tensor], unit: Sequence[float] | None = None) -> None:
+        """`unit`: per tensor, what its updates are divided by before they are summed (the base LR of its
+        param group: then Delta sums unit-LR updates, s is the LR itself, and the run does not depend on
+        the base LR). None: 1 (Mechanic's own convention, which it runs at lr 1.0)."""
         with torch.no_grad():
             self.origin = [p.detach().float().clone() for p in params]
             self.delta = [torch.zeros_like(o) for o in self.origin]
+        self.unit = [1.0] * len(self.origin) if unit is None else [float(u) for u in unit]
+        if len(self.unit) != len(self.origin) or not all(u > 0 for u in self.unit):
+            raise ValueError(f"`unit` must hold one positive number per parameter tensor, got {list(unit)}.")
 
     def hypergradient(
         self,
@@ -123,11 +129,13 @@ class Displacement:
             return g_dot + decay * scale * g_norm / (p_norm + eps) * p_dot
 
     def accumulate(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
-        """Delta += u, the base optimizer's update: u = theta_after - (theta_0 + scale * Delta), where
-        theta_0 + scale * Delta is where this parameterisation had put the weights before the step."""
+        """Delta += u / unit, u the base optimizer's update: u = theta_after - (theta_0 + scale * Delta),
+        where theta_0 + scale * Delta is where this parameterisation had put the weights before the step."""
         with torch.no_grad():
             before = torch._foreach_add(self.origin, torch._foreach_mul(self.delta, scale))
             update = torch._foreach_sub([p.detach().float() for p in params], before)
+            if any(u != 1.0 for u in self.unit):
+                update = torch._foreach_div(update, self.unit)
             torch._foreach_add_(self.delta, update)
 
     def place(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:

@@ -32,6 +32,31 @@ def test_the_weights_are_the_origin_plus_the_scaled_sum_of_updates():
     assert scale.summary()["steps"] == 12
 
 
+class RelativeSchedule(ScheduledClassifier):
+    """Cosine to a tenth of the base LR: the schedule's shape does not depend on the base LR."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=20, eta_min=0.1 * self.lr)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def _final_weights(lr, **kwargs):
+    torch.manual_seed(0)
+    model, probe = RelativeSchedule(lr=lr), StepProbe()
+    fit([LearnedScale(**kwargs), probe], max_steps=12, model=model)
+    return probe.weights[-1]
+
+
+def test_the_run_does_not_depend_on_the_base_lr():
+    # oracle: the same run at a base LR 100x smaller; AdamW's update, its decoupled decay included, is
+    # linear in the LR, so only float32 rounding (and AdamW's eps) differ
+    for a, b in zip(_final_weights(1e-3), _final_weights(1e-1)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    mechanics_own = zip(_final_weights(1e-3, divide_by_base_lr=False), _final_weights(1e-1, divide_by_base_lr=False))
+    assert any(not torch.allclose(a, b, rtol=1e-3) for a, b in mechanics_own)  # there the base LR matters
+
+
 def test_a_non_finite_gradient_skips_the_step_and_leaves_the_state_finite():
     scale, probe = LearnedScale(), StepProbe()
     with pytest.warns(UserWarning, match="step 3 skipped: non-finite gradient"):
@@ -67,7 +92,12 @@ def test_several_optimizers_are_refused():
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"decay": -0.1}, "`decay` must be"), ({"betas": (0.9, 1.5)}, "`betas` must be"), ({"lr": 1.0}, "lr")],
+    [
+        ({"decay": -0.1}, "`decay` must be"),
+        ({"betas": (0.9, 1.5)}, "`betas` must be"),
+        ({"lr": 1.0}, "lr"),
+        ({"divide_by_base_lr": "yes"}, "`divide_by_base_lr` must be True or False"),
+    ],
 )
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
