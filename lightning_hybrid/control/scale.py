@@ -110,7 +110,7 @@ class Displacement:
     def hypergradient(
         self,
         params: Sequence[torch.Tensor],
-        grads: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor | None],
         scale: torch.Tensor,
         decay: float,
         eps: float = 1e-8,
