@@ -9,7 +9,13 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
-from lightning_hybrid.callbacks._steps import drop_gradients, refuse_sharded, report_summary, trainable
+from lightning_hybrid.callbacks._steps import (
+    drop_gradients,
+    nonfinite_reason,
+    refuse_sharded,
+    report_summary,
+    trainable,
+)
 from lightning_hybrid.control.scale import Displacement, ScaleSettings, ScaleTuner
 from lightning_hybrid.utils.settings import strict
 
@@ -93,15 +99,12 @@ class LearnedScale(pl.Callback):
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
-        grads = [p.grad for p in self._params if p.grad is not None]
-        finite = bool(torch.stack([g.isfinite().all() for g in grads]).all()) if grads else False
-        self._skip = not trainer.strategy.reduce_boolean_decision(finite, all=True)
+        reason = nonfinite_reason(trainer, None, self._params)  # the gradients only: the loss is not needed
+        self._skip = reason is not None
         if self._skip:
             drop_gradients(self._params)
             self.skipped += 1
-            rank_zero_warn(
-                f"LearnedScale: step {trainer.global_step} skipped: non-finite gradient; the weights are unchanged."
-            )
+            rank_zero_warn(f"LearnedScale: step {trainer.global_step} skipped: {reason}; the weights are unchanged.")
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self._skip:  # the optimizer had no gradients and left the weights alone
