@@ -1,14 +1,17 @@
 """What the hybrid-optimizer callbacks share: the loss of an optimizer step, the non-finite check, the
-strategy check, and an LR multiplier that survives any LR scheduler."""
+strategy check, and an LR multiplier that survives any LR scheduler (control/lr_scale.py; importable from here too)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from lightning_hybrid.control.lr_scale import ScaledLR  # noqa: F401  (its former home)
 
 # Strategies that shard parameters: a norm or dot product over one rank's shard is not the model's.
 SHARDED_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
@@ -35,36 +38,93 @@ def trainable(optimizers: list[torch.optim.Optimizer]) -> list[torch.nn.Paramete
 
 
 class StepLoss:
-    """Sums the (already 1/accumulation-scaled) losses handed to backward during one optimizer step."""
+    """Sums the (already 1/accumulation-scaled) losses handed to backward during one optimizer step, on
+    their device (no host sync)."""
 
     def __init__(self) -> None:
-        self.total, self.count = 0.0, 0
+        self.losses: list[torch.Tensor] = []
 
     def add(self, loss: torch.Tensor) -> None:
-        self.total += float(loss.detach())
-        self.count += 1
+        self.losses.append(loss.detach())
 
-    def take(self, trainer: pl.Trainer) -> float | None:
-        """The step's loss, averaged over ranks (the same number on every rank), or None when no loss
-        went through Lightning's backward (manual optimization calling loss.backward()); resets the sum."""
-        if not self.count:
-            return None
-        value = torch.tensor(self.total, dtype=torch.float64)
-        self.total, self.count = 0.0, 0
-        return float(trainer.strategy.reduce(value.to(trainer.strategy.root_device), reduce_op="mean"))
+    def total(self, device: torch.device) -> tuple[torch.Tensor, bool]:
+        """The sum (float64, on `device`) and whether any loss was added; resets the sum."""
+        if not self.losses:
+            return torch.zeros((), dtype=torch.float64, device=device), False
+        total = torch.stack([x.to(device, torch.float64) for x in self.losses]).sum()
+        self.losses = []
+        return total, True
 
 
-def nonfinite_reason(trainer: pl.Trainer, loss: float | None, params: list[torch.nn.Parameter]) -> str | None:
-    """Why this step must not touch the weights (agreed by all ranks), or None. An unknown loss (None)
-    is not a reason: the gradients are still checked."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return "no gradients (an earlier callback dropped a non-finite step)"
-    grads_ok = bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
-    loss_ok = loss is None or math.isfinite(loss)
-    if trainer.strategy.reduce_boolean_decision(loss_ok and grads_ok, all=True):
-        return None
-    return f"non-finite loss ({loss})" if not loss_ok else "non-finite gradient"
+@dataclass(frozen=True)
+class Verdict:
+    loss: float | None  # the step's loss averaged over ranks; None when no loss went through backward
+    reason: str | None  # why the step must not touch the weights (the same on every rank), or None
+    extra: list[float]  # the caller's extra values, fetched in the same transfer (empty for a repeat call)
+
+
+class StepGuard:
+    """Decides once per optimizer step, for every callback that shares it, whether the step may touch
+    the weights: one collective (the loss sum and a non-finite flag, summed over ranks) and one host
+    transfer, which also carries any values the first caller asks for. The callbacks sharing a guard
+    all receive the same verdict, and a skipped step is reported once, naming them.
+
+    A guard is fed the losses by one callback (`feeder`): the others ignore their own backward hooks.
+    """
+
+    def __init__(self, feeder: object, name: str) -> None:
+        self.feeder = feeder
+        self.names = [name]
+        self._loss = StepLoss()
+        self._step: int | None = None
+        self._verdict: Verdict | None = None
+
+    def share_with(self, name: str) -> StepGuard:
+        if name not in self.names:
+            self.names.append(name)
+        return self
+
+    def add(self, loss: torch.Tensor, source: object) -> None:
+        if source is self.feeder:
+            self._loss.add(loss)
+
+    def reset(self) -> None:
+        """Forget the last verdict (at fit start: a resumed run repeats step numbers)."""
+        self._step, self._verdict, self._loss.losses = None, None, []
+
+    def check(
+        self, trainer: pl.Trainer, params: list[torch.nn.Parameter], extra: torch.Tensor | None = None
+    ) -> Verdict:
+        """The verdict on this optimizer step; `extra` (a 1-D tensor on the parameters' device, the
+        same on every rank) comes back as floats in verdict.extra when this call is the step's first."""
+        if self._step == trainer.global_step and self._verdict is not None:
+            return Verdict(self._verdict.loss, self._verdict.reason, [])
+        self._step = trainer.global_step
+        self._verdict = self._decide(trainer, params, extra)
+        if self._verdict.reason is not None:
+            rank_zero_warn(
+                f"{', '.join(self.names)}: step {trainer.global_step} skipped: {self._verdict.reason}; "
+                "the weights are unchanged."
+            )
+        return self._verdict
+
+    def _decide(self, trainer: pl.Trainer, params: list[torch.nn.Parameter], extra: torch.Tensor | None) -> Verdict:
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            self._loss.losses = []
+            return Verdict(None, "no gradients (an earlier callback dropped a non-finite step)", [])
+        device = grads[0].device
+        loss_sum, counted = self._loss.total(device)
+        bad = ~torch.stack([torch.isfinite(g).all() for g in grads]).all()
+        agreed = trainer.strategy.reduce(torch.stack([loss_sum, bad.double()]), reduce_op="sum")
+        tail = [] if extra is None else [extra.to(device, torch.float64)]
+        values = torch.cat([agreed.reshape(-1), *tail]).tolist()  # the one host transfer
+        loss = values[0] / trainer.world_size if counted else None
+        if loss is not None and not math.isfinite(loss):
+            reason: str | None = f"non-finite loss ({loss})"
+        else:
+            reason = "non-finite gradient" if values[1] > 0 else None
+        return Verdict(loss, reason, values[2:])
 
 
 def drop_gradients(params: list[torch.nn.Parameter]) -> None:
@@ -73,73 +133,12 @@ def drop_gradients(params: list[torch.nn.Parameter]) -> None:
         p.grad = None
 
 
-def grad_norm(params: list[torch.nn.Parameter]) -> float:
-    return math.sqrt(sum(float(p.grad.detach().float().square().sum()) for p in params if p.grad is not None))
-
-
-class ScaledLR:
-    """Keeps param_group["lr"] = scheduled LR x multiplier on every group of every optimizer.
-
-    The scheduled LR is what the user's schedulers set, and they must see it unscaled: chainable ones
-    (CosineAnnealingLR, ExponentialLR) compute the next LR from the current one. Lightning steps
-    "step"/"epoch" schedulers after the optimizer step and before on_train_batch_end, so the callback
-    calls unscale() from the optimizer's post-step hook and rescale() in on_train_batch_end; in between
-    the group holds the scheduled LR. A change made while the group holds the scaled LR (a
-    ReduceLROnPlateau stepping after on_train_batch_end, a user) is detected in apply() and kept.
-    With replace=True the scheduled LR stays at the base LR whatever the schedulers do.
-    """
-
-    def __init__(self) -> None:
-        self.scheduled: list[list[float]] = []  # per optimizer, per group
-        self.multiplier = 1.0
-        self.replace = False
-        self._written: list[list[float]] = []
-
-    def attach(self, optimizers: list[torch.optim.Optimizer], replace: bool) -> None:
-        self.replace = replace
-        if [len(s) for s in self.scheduled] != [len(o.param_groups) for o in optimizers]:  # fresh run
-            self.scheduled = [
-                [float(g.get("initial_lr", g["lr"]) if replace else g["lr"]) for g in o.param_groups]
-                for o in optimizers
-            ]
-        self._write(optimizers, self.multiplier)
-
-    def _write(self, optimizers: list[torch.optim.Optimizer], multiplier: float) -> None:
-        self._written = []
-        for o, lrs in zip(optimizers, self.scheduled):
-            for g, lr in zip(o.param_groups, lrs):
-                g["lr"] = lr * multiplier
-            self._written.append([g["lr"] for g in o.param_groups])
-
-    def apply(self, optimizers: list[torch.optim.Optimizer], multiplier: float) -> None:
-        """Scale by a new multiplier, keeping any change made to the scaled LRs since they were written."""
-        if not self.replace:
-            for i, o in enumerate(optimizers):
-                for j, g in enumerate(o.param_groups):
-                    if g["lr"] != self._written[i][j]:
-                        self.scheduled[i][j] = g["lr"] / self.multiplier
-        self.multiplier = multiplier
-        self._write(optimizers, multiplier)
-
-    def unscale(self, optimizer: torch.optim.Optimizer, index: int) -> None:
-        for g, lr in zip(optimizer.param_groups, self.scheduled[index]):
-            g["lr"] = lr
-
-    def rescale(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        if not self.replace:
-            self.scheduled = [[float(g["lr"]) for g in o.param_groups] for o in optimizers]
-        self._write(optimizers, self.multiplier)
-
-    def state_dict(self) -> dict[str, float]:
-        state = {f"lr.{i}.{j}": lr for i, lrs in enumerate(self.scheduled) for j, lr in enumerate(lrs)}
-        state["lr.multiplier"] = self.multiplier
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        keys = [k.split(".") for k in state if k.startswith("lr.") and k != "lr.multiplier"]
-        n_opt = 1 + max((int(k[1]) for k in keys), default=-1)
-        self.scheduled = [
-            [float(state[f"lr.{i}.{j}"]) for j in range(1 + max(int(k[2]) for k in keys if int(k[1]) == i))]
-            for i in range(n_opt)
+def grad_square_norms(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """Each gradient's squared norm (float32, on the gradients' device, no host sync; 0 without one)."""
+    device = params[0].device
+    return torch.stack(
+        [
+            p.grad.detach().float().square().sum() if p.grad is not None else torch.zeros((), device=device)
+            for p in params
         ]
-        self.multiplier = float(state.get("lr.multiplier", 1.0))
+    )

@@ -7,20 +7,19 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from lightning_hybrid.callbacks._steps import (
-    ScaledLR,
-    StepLoss,
+    StepGuard,
     drop_gradients,
-    nonfinite_reason,
     refuse_sharded,
     report_summary,
     trainable,
 )
 from lightning_hybrid.callbacks.trust_region import TrustRegion
 from lightning_hybrid.control.aux_net import AuxLRLearner, AuxLRSettings
+from lightning_hybrid.control.lr_scale import ScaledLR
 from lightning_hybrid.control.signals import SignalTracker
 from lightning_hybrid.control.trace import SIGNALS, ParameterTrace
 from lightning_hybrid.utils.checks import choice, number
@@ -60,7 +59,11 @@ class AuxLRController(pl.Callback):
             seed (0): the network's initialization.
 
     With a TrustRegion in the same Trainer, this controller scales its radius by the network's second
-    output and credits the part of each step the region cut to that output.
+    output, credits the part of each step the region cut to that output, and gives the region its
+    StepGuard: the loss and the non-finite check are reduced once a step for both.
+
+    Host syncs a step: one (the guard's, which carries the signal's sums), plus the TrustRegion's
+    projection; signal="smoothed" adds one.
 
     Memory: two float32 copies of the trainable parameters (the two parameter EMAs of signal="lowpass").
     With several optimizers the signal is read at the first optimizer's step, over all of them.
@@ -86,10 +89,11 @@ class AuxLRController(pl.Callback):
         self.steps = self.skipped = 0
         self.multiplier_sum = 0.0
         self.last_hypergradient = 0.0
-        self._loss = StepLoss()
+        self.guard = StepGuard(self, "AuxLRController")
         self._cluster: list[int] | None = None
         self._trust_region: TrustRegion | None = None
         self._trust_scale: Any = None  # the TrustRegion's radius_scale before this controller set it
+        self._trust_guard: StepGuard | None = None  # and its own guard
         self._restored_trace: dict | None = None
         self._handles: list[Any] = []
 
@@ -103,10 +107,13 @@ class AuxLRController(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # This controller owns the link to a TrustRegion: it scales the region's radius and reads how
         # much of each step the region cut.
+        self.guard.reset()
         self._trust_region = next((c for c in trainer.callbacks if isinstance(c, TrustRegion)), None)
         if self._trust_region is not None:
             self._trust_scale = self._trust_region.radius_scale
             self._trust_region.radius_scale = lambda: self.learner.radius_scale
+            self._trust_guard = self._trust_region.guard
+            self._trust_region.guard = self.guard.share_with("TrustRegion")
         self.lrs.attach(trainer.optimizers, replace=self.mode == "replace")
         self._handles = [
             o.register_step_post_hook(lambda opt, args, kwargs, i=i: self.lrs.unscale(opt, i))
@@ -128,6 +135,7 @@ class AuxLRController(pl.Callback):
         self._handles = []
         if self._trust_region is not None:
             self._trust_region.radius_scale = self._trust_scale
+            self._trust_region.guard = self._trust_guard
 
     # -- per step -------------------------------------------------------------------------------------
     @override
@@ -143,22 +151,25 @@ class AuxLRController(pl.Callback):
 
     @override
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
-        self._loss.add(loss)
+        self.guard.add(loss, self)
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
         if optimizer is not trainer.optimizers[0]:
             return
         params = trainable(trainer.optimizers)
-        loss = self._loss.take(trainer)
-        reason = nonfinite_reason(trainer, loss, params)
-        if reason is not None:
+        grads = [p.grad for p in params]
+        progress = trainer.global_step / max(trainer.estimated_stepping_batches, 1)
+        learning = progress < self.learn_until
+        # The signal's sums travel with the guard's verdict: one host transfer for both.
+        sums = self.trace.measure(params, grads) if learning and self.trace.speculative and grads else None
+        verdict = self.guard.check(trainer, params, sums)
+        if verdict.reason is not None:  # the guard reported it
             drop_gradients(params)
             self.skipped += 1
-            rank_zero_warn(f"AuxLRController: step {trainer.global_step} skipped: {reason}; the weights are unchanged.")
             return
-        progress = trainer.global_step / max(trainer.estimated_stepping_batches, 1)
-        if progress >= self.learn_until:  # held: keep the multiplier, pick up the schedule's changes
+        loss = verdict.loss
+        if not learning:  # held: keep the multiplier, pick up the schedule's changes
             if loss is not None:
                 self.signals.last_loss = loss  # the summary's final loss
             self.lrs.apply(trainer.optimizers, self.learner.multiplier)
@@ -168,7 +179,8 @@ class AuxLRController(pl.Callback):
             loss = self.signals.last_loss
         cut = self._trust_region.last_cut_fraction if self._trust_region is not None else 0.0
         self.learner.settle(cut)
-        reading = self.trace.read(params, [p.grad for p in params])
+        carried = sums is not None and len(verdict.extra) == sums.numel()
+        reading = self.trace.reading(verdict.extra) if carried else self.trace.read(params, grads)
         self.learner.learn(reading.cosine)
         self.trace.update(params)
         self.signals.update(loss, reading.grad_norm, reading.cosine)

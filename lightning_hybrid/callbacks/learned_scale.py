@@ -6,12 +6,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from lightning_hybrid.callbacks._steps import (
+    StepGuard,
     drop_gradients,
-    nonfinite_reason,
     refuse_sharded,
     report_summary,
     trainable,
@@ -49,6 +48,7 @@ class LearnedScale(pl.Callback):
         self.displacement: Displacement | None = None
         self.steps = self.skipped = 0
         self._params: list[torch.nn.Parameter] = []
+        self.guard = StepGuard(self, "LearnedScale")  # fed no loss: it checks the gradients only
         self._skip = False
         self._restored: dict[str, torch.Tensor] | None = None
         self._handles: list[Any] = []
@@ -66,6 +66,7 @@ class LearnedScale(pl.Callback):
                 f"{len(trainer.optimizers)}. Put the parameters in one optimizer (param groups may differ)."
             )
         self._params = trainable(trainer.optimizers)
+        self.guard.reset()
         device = self._params[0].device
         self.tuner = ScaleTuner(self.settings, device)
         self.displacement = Displacement(self._params, self._units(trainer.optimizers[0]))
@@ -99,12 +100,10 @@ class LearnedScale(pl.Callback):
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
-        reason = nonfinite_reason(trainer, None, self._params)  # the gradients only: the loss is not needed
-        self._skip = reason is not None
-        if self._skip:
+        self._skip = self.guard.check(trainer, self._params).reason is not None
+        if self._skip:  # the guard reported it
             drop_gradients(self._params)
             self.skipped += 1
-            rank_zero_warn(f"LearnedScale: step {trainer.global_step} skipped: {reason}; the weights are unchanged.")
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self._skip:  # the optimizer had no gradients and left the weights alone

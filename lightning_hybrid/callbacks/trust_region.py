@@ -11,10 +11,9 @@ from lightning.pytorch.utilities import rank_zero_warn
 from typing_extensions import override
 
 from lightning_hybrid.callbacks._steps import (
-    StepLoss,
+    StepGuard,
     drop_gradients,
-    grad_norm,
-    nonfinite_reason,
+    grad_square_norms,
     refuse_sharded,
     report_summary,
     trainable,
@@ -45,6 +44,10 @@ class TrustRegion(pl.Callback):
     Attributes another callback may use (an AuxLRController does, and owns that link):
         radius_scale: a callable returning the factor applied to mu_t at each step (default 1).
         last_cut_fraction: the share of the last step's squared norm that the bound removed.
+        guard: the StepGuard that decides whether a step may touch the weights; a callback that makes
+            the same decision may put its own here, so that the step is checked once.
+
+    Host syncs a step: the guard's one and the projection's one.
 
     Memory: one copy of the trainable parameters (the pre-step snapshot, in their dtype) plus one float32
     temporary the size of the largest parameter tensor.
@@ -54,11 +57,11 @@ class TrustRegion(pl.Callback):
         fields = {"initial_radius": initial_radius, "scope": scope, **settings}
         self.core = TrustRegionCore(strict(TrustRegionSettings, fields, "TrustRegion"))
         self.radius_scale: Callable[[], float] = _unit_scale
-        self._loss = StepLoss()
+        self.guard = StepGuard(self, "TrustRegion")
         self._handles: list[Any] = []
         self._params: list[torch.nn.Parameter] = []
         self._skip = False
-        self._unclipped_norm = 0.0
+        self._unclipped_sq: torch.Tensor | None = None
         self.last_outcome = None
 
     @property
@@ -80,6 +83,7 @@ class TrustRegion(pl.Callback):
             )
         optimizer = trainer.optimizers[0]
         self._params = trainable([optimizer])
+        self.guard.reset()
         self._handles = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
@@ -94,24 +98,19 @@ class TrustRegion(pl.Callback):
 
     @override
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
-        self._loss.add(loss)
+        self.guard.add(loss, self)
 
     @override
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any) -> None:
-        loss = self._loss.take(trainer)
-        reason = nonfinite_reason(trainer, loss, self._params)
-        self._skip = reason is not None
-        if self._skip:
+        verdict = self.guard.check(trainer, self._params)
+        self._skip = verdict.reason is not None
+        if self._skip:  # the guard reported it; the radius shrinks
             drop_gradients(self._params)
             self.core.skip()
-            rank_zero_warn(
-                f"TrustRegion: step {trainer.global_step} skipped: {reason}; the weights are unchanged and the "
-                f"radius shrinks to {self.core.effective_radius():.3g}."
-            )
             return
-        if loss is not None:  # None: no loss went through Lightning's backward; mu keeps its value
-            self.core.observe_loss(loss)
-        self._unclipped_norm = grad_norm(self._params)
+        if verdict.loss is not None:  # None: no loss went through Lightning's backward; mu keeps its value
+            self.core.observe_loss(verdict.loss)
+        self._unclipped_sq = grad_square_norms(self._params)  # read on the host with the projection's sums
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.core.snapshot(self._params)
@@ -119,9 +118,8 @@ class TrustRegion(pl.Callback):
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self._skip:
             return
-        clipped = grad_norm(self._params)
-        factor = self._unclipped_norm / clipped if clipped > 0 else 1.0
-        outcome = self.core.constrain(self._params, [p.grad for p in self._params], self.radius_scale(), factor)
+        grads = [p.grad for p in self._params]
+        outcome = self.core.constrain(self._params, grads, self.radius_scale(), unclipped_sq=self._unclipped_sq)
         self.last_outcome = outcome
         if outcome.restored:
             rank_zero_warn("TrustRegion: the optimizer produced a non-finite update; the weights were put back.")

@@ -1,8 +1,9 @@
 """Framework-free cores of the hybrid optimizer (no Lightning imports): the auxiliary LR network, its
-learning signal, a learned scale on the accumulated updates (Mechanic's), and the trust-region maths.
-The callbacks in lightning_hybrid.callbacks adapt them."""
+learning signal, the LR multiplier that survives any scheduler, a learned scale on the accumulated
+updates (Mechanic's), and the trust-region maths. The callbacks in lightning_hybrid.callbacks adapt them."""
 
 from lightning_hybrid.control.aux_net import AuxLRLearner, AuxLRSettings, AuxNetwork
+from lightning_hybrid.control.lr_scale import ScaledLR
 from lightning_hybrid.control.scale import Displacement, ScaleSettings, ScaleTuner
 from lightning_hybrid.control.signals import FEATURE_NAMES, SignalTracker
 from lightning_hybrid.control.trace import ParameterTrace, TraceReading
@@ -16,6 +17,7 @@ __all__ = [
     "Displacement",
     "ParameterTrace",
     "ScaleSettings",
+    "ScaledLR",
     "ScaleTuner",
     "SignalTracker",
     "StepOutcome",

@@ -59,6 +59,8 @@ class ParameterTrace:
     with bar_g the EMA of the gradients (same decay).
 
     Per step: `read(params, grads)` at theta_t before the optimizer step, then `update(params)` after it.
+    `read` is `reading(measure(...))`: a caller that transfers other numbers to the host anyway may
+    carry measure()'s tensor along and call reading() on the floats.
     """
 
     def __init__(self, decay: float = 0.99, signal: str = "lowpass") -> None:
@@ -69,29 +71,49 @@ class ParameterTrace:
         self.fast: list[torch.Tensor] = []  # lowpass: EMA with decay fast_decay
         self.fast_decay = 1 - 10 * (1 - self.decay)
 
-    def read(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> TraceReading:
-        """Measure the signal at theta_t with gradient g_t (before the optimizer step)."""
-        dot = g_sq = d_sq = p_sq = 0.0
+    @property
+    def speculative(self) -> bool:
+        """Whether measure() leaves the trace unchanged (every signal but "smoothed", which folds the
+        gradient into its EMA), so that a caller may measure before it knows the step will be taken."""
+        return self.signal != "smoothed"
+
+    def measure(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """The per-tensor sums behind read(), as one float32 tensor on the parameters' device (no host
+        sync): ||theta_i||^2, ||g_i||^2, g_i . d_i and ||d_i||^2 for each tensor i, in that order."""
+        rows: list[torch.Tensor] = []
         with torch.no_grad():
+            zero = torch.zeros((), device=params[0].device)
             for i, (p, g) in enumerate(zip(params, grads)):
                 p32 = p.detach().float()
-                p_sq += float(p32.square().sum())
+                rows.append(p32.square().sum())
                 if g is None:
+                    rows += [zero, zero, zero]
                     continue
                 g32 = g.detach().float()
                 if self.signal == "smoothed":
                     g32 = self._smooth(i, g32, len(params))
-                g_sq += float(g32.square().sum())
+                rows.append(g32.square().sum())
                 if self.ema:
                     d = (self.fast[i] if self.signal == "lowpass" else p32) - self.ema[i]
-                    dot += float((g32 * d).sum())
-                    d_sq += float(d.square().sum())
+                    rows += [(g32 * d).sum(), d.square().sum()]
+                else:
+                    rows += [zero, zero]
+        return torch.stack(rows)
+
+    @staticmethod
+    def reading(sums: Sequence[float]) -> TraceReading:
+        """The TraceReading of measure()'s sums, brought to the host."""
+        p_sq, g_sq, dot, d_sq = (sum(sums[k::4]) for k in range(4))  # summed in float64, in order
         denom = math.sqrt(g_sq * d_sq)
         return TraceReading(
             cosine=dot / denom if denom > 0 else 0.0,
             grad_norm=math.sqrt(g_sq),
             displacement=math.sqrt(d_sq / p_sq) if p_sq > 0 else 0.0,
         )
+
+    def read(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> TraceReading:
+        """Measure the signal at theta_t with gradient g_t (before the optimizer step): one host sync."""
+        return self.reading(self.measure(params, grads).double().tolist())
 
     def _smooth(self, i: int, g: torch.Tensor, n: int) -> torch.Tensor:
         if not self.grad_ema:

@@ -165,19 +165,26 @@ class TrustRegionCore:
         grads: Sequence[torch.Tensor | None],
         scale: float = 1.0,
         grad_factor: float = 1.0,
+        unclipped_sq: torch.Tensor | None = None,
     ) -> StepOutcome:
         """Project the step the optimizer just took (params now, snapshot before) into the region.
 
-        `scale` multiplies the radius (the AuxLRController's proposal); `grad_factor` undoes gradient
-        clipping in the predicted decrease (the unclipped over the clipped gradient norm).
+        `scale` multiplies the radius (the AuxLRController's proposal). Gradient clipping is undone in
+        the predicted decrease by `grad_factor` (the unclipped over the clipped gradient norm) or, when
+        `unclipped_sq` is given (each gradient's squared norm before clipping, a tensor on the
+        parameters' device), by the factor computed from it and `grads`. One host sync.
         """
-        sq, dots, refs = [], [], []
+        if unclipped_sq is not None and grad_factor != 1.0:
+            raise ValueError("constrain takes `grad_factor` or `unclipped_sq`, not both.")
+        n = len(params)
         with torch.no_grad():
-            for p, s, g in zip(params, self._snapshot, grads):
-                d = p.detach().float() - s.float()
-                sq.append(float(d.square().sum()))
-                dots.append(float((g.float() * d).sum()) * grad_factor if g is not None else 0.0)
-                refs.append(max(float(s.float().norm()), _ZERO_TENSOR_RMS * math.sqrt(s.numel())))
+            sums = _step_sums(params, self._snapshot, grads, unclipped_sq).tolist()  # the one host transfer
+            sq, dots, norms = sums[:n], sums[n : 2 * n], sums[2 * n : 3 * n]
+            if unclipped_sq is not None:
+                clipped = math.sqrt(sum(sums[3 * n : 4 * n]))
+                grad_factor = math.sqrt(sum(sums[4 * n :])) / clipped if clipped > 0 else 1.0
+            dots = [d * grad_factor if g is not None else 0.0 for d, g in zip(dots, grads)]
+            refs = [max(r, _ZERO_TENSOR_RMS * math.sqrt(s.numel())) for r, s in zip(norms, self._snapshot)]
             total = sum(sq)
             if not math.isfinite(total) or not all(map(math.isfinite, dots)):
                 for p, s in zip(params, self._snapshot):
@@ -287,3 +294,24 @@ class TrustRegionCore:
                 setattr(self, k, type(getattr(self, k))(state[f"tr.{k}"]))
         radius = float(state.get("tr.radius", float("nan")))
         self.radius = None if math.isnan(radius) else radius
+
+
+def _step_sums(
+    params: Sequence[torch.Tensor],
+    snapshot: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor | None],
+    unclipped_sq: torch.Tensor | None,
+) -> torch.Tensor:
+    """Per tensor, on the device and in float64: ||dtheta_i||^2, g_i . dtheta_i (0 without a gradient),
+    ||theta_old_i||, then, with `unclipped_sq`, ||g_i||^2 and the unclipped ||g_i||^2."""
+    zero = torch.zeros((), device=snapshot[0].device)
+    sq, dots, norms, grad_sq = [], [], [], []
+    for p, s, g in zip(params, snapshot, grads):
+        d = p.detach().float() - s.float()
+        sq.append(d.square().sum())
+        dots.append((g.float() * d).sum() if g is not None else zero)
+        norms.append(s.float().norm())
+        if unclipped_sq is not None:
+            grad_sq.append(g.detach().float().square().sum() if g is not None else zero)
+    tail = [] if unclipped_sq is None else [torch.stack(grad_sq), unclipped_sq.float()]
+    return torch.cat([torch.stack(sq), torch.stack(dots), torch.stack(norms), *tail]).double()

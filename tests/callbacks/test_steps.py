@@ -1,14 +1,18 @@
-"""What the hybrid callbacks share (lightning_hybrid/callbacks/_steps.py): the refusal of sharded strategies and
-the LR multiplier that survives any scheduler."""
+"""What the hybrid callbacks share (lightning_hybrid/callbacks/_steps.py): the refusal of sharded strategies,
+the one guard a step, and the former import path of ScaledLR."""
 
+import warnings
 from types import SimpleNamespace
 
+import lightning.pytorch as pl
 import pytest
-import torch
 from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
 
+from helpers.hybrid import ScheduledClassifier, fit
 from lightning_hybrid import AuxLRController, TrustRegion
 from lightning_hybrid.callbacks._steps import ScaledLR
+from lightning_hybrid.control import lr_scale as control_lr_scale
+from lightning_hybrid.control.trace import ParameterTrace
 
 
 class MyFSDP(FSDPStrategy):  # a user's subclass is still sharded
@@ -23,31 +27,53 @@ def test_sharded_strategies_are_refused_in_setup(callback, strategy):
     callback.setup(SimpleNamespace(strategy=DDPStrategy()), None, "fit")  # a replicated strategy passes
 
 
-def _optimizer(lr=0.1):
-    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=lr)
+def test_scaled_lr_keeps_its_former_import_path():
+    assert ScaledLR is control_lr_scale.ScaledLR
 
 
-def test_scaled_lr_scales_and_unscales_around_the_schedulers_step():
-    opt = _optimizer()
-    lrs = ScaledLR()
-    lrs.attach([opt], replace=False)
-    lrs.apply([opt], 4.0)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.4)
-    lrs.unscale(opt, 0)  # what the schedulers see after the step
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
-    opt.param_groups[0]["lr"] = 0.05  # a scheduler stepped
-    lrs.rescale([opt])
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.2)
+class CountReductions(pl.Callback):
+    """Counts the strategy's reductions (the collectives under DDP) made during training."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_train_start(self, trainer, pl_module):  # after Lightning's own (the loaders' lengths)
+        reduce = trainer.strategy.reduce
+
+        def counted(*args, **kwargs):
+            self.count += 1
+            return reduce(*args, **kwargs)
+
+        trainer.strategy.reduce = counted
 
 
-def test_scaled_lr_keeps_a_change_made_to_the_scaled_lr_and_round_trips():
-    opt = _optimizer()
-    lrs = ScaledLR()
-    lrs.attach([opt], replace=False)
-    lrs.apply([opt], 2.0)
-    opt.param_groups[0]["lr"] = 0.1  # a ReduceLROnPlateau halved the scaled 0.2
-    lrs.apply([opt], 3.0)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.15)  # 0.05 scheduled x 3
-    restored = ScaledLR()
-    restored.load_state_dict(lrs.state_dict())
-    assert restored.scheduled == lrs.scheduled and restored.multiplier == 3.0
+@pytest.mark.parametrize("order", ["controller first", "region first"])
+def test_the_controller_and_the_region_share_one_reduction_a_step(order, monkeypatch):
+    callbacks = [AuxLRController(aux_lr=3e-2, learn_until=1.0), TrustRegion()]
+    reads, read = [], ParameterTrace.read
+    monkeypatch.setattr(ParameterTrace, "read", lambda self, *a: reads.append(1) or read(self, *a))
+    counter = CountReductions()
+    fit((callbacks if order == "controller first" else callbacks[::-1]) + [counter], max_steps=8)
+    assert counter.count == 8
+    # Whichever runs first, both saw the step's loss, reduced once: the region adapted on it.
+    assert callbacks[1].core.observed == 8 and callbacks[0].summary()["steps"] == 8
+    if order == "controller first":
+        assert not reads  # the signal's sums came with the guard's transfer
+    else:
+        assert len(reads) == 8  # the region checked first: the controller reads its signal on its own
+
+
+def test_a_non_finite_step_is_reported_once_naming_both_callbacks():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit([AuxLRController(), TrustRegion(initial_radius=1.0)], max_steps=6, model=ScheduledClassifier(nan_at_step=3))
+    skipped = [str(w.message) for w in caught if "skipped" in str(w.message)]
+    assert skipped == [
+        "AuxLRController, TrustRegion: step 3 skipped: non-finite loss (nan); the weights are unchanged."
+    ]
+
+
+def test_each_callback_keeps_its_own_guard_without_the_other():
+    region = TrustRegion()
+    fit([region], max_steps=4)
+    assert region.guard.names == ["TrustRegion"] and region.core.observed == 4
