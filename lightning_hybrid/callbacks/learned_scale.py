@@ -16,7 +16,15 @@ from lightning_hybrid.callbacks._steps import (
     trainable,
 )
 from lightning_hybrid.control.scale import Displacement, ScaleSettings, ScaleTuner
+from lightning_hybrid.quant.linear import BitLinear
+from lightning_hybrid.utils.checks import choice
 from lightning_hybrid.utils.settings import strict
+
+SCALES = ("one", "per_kind")
+# The kinds of parameter that scales="per_kind" gives a scale each: the latent weights of quantized
+# layers (they act through their signs and a threshold), the other matrices (embeddings, full-precision
+# layers) and the vectors (norms, biases).
+KINDS = ("quantized", "matrix", "vector")
 
 
 class LearnedScale(pl.Callback):
@@ -29,6 +37,9 @@ class LearnedScale(pl.Callback):
             schedulers set, else `lr`), so that s is the LR itself and the run is the same at any base
             LR; the schedule still shapes the steps. False: Mechanic's own convention (its scale
             multiplies the base LR's updates; mechanic-pytorch is run at lr 1.0).
+        scales: "one" (Mechanic's: one scale for every parameter) or "per_kind" (one each for the
+            KINDS: quantized layers' latent weights, other matrices, vectors; each learned from the
+            hypergradient over its own parameters).
         **settings (lightning_hybrid.control.ScaleSettings): betas, s_init, decay, eps.
 
     Works through the optimizer's step post-hook, so after gradient clipping and with gradient
@@ -39,10 +50,11 @@ class LearnedScale(pl.Callback):
     Memory: two float32 copies of the trainable parameters (theta_0 and the sum of updates).
     """
 
-    def __init__(self, divide_by_base_lr: bool = True, **settings: Any) -> None:
+    def __init__(self, divide_by_base_lr: bool = True, scales: str = "one", **settings: Any) -> None:
         if not isinstance(divide_by_base_lr, bool):
             raise ValueError(f"`divide_by_base_lr` must be True or False, got {divide_by_base_lr!r}.")
         self.divide_by_base_lr = divide_by_base_lr
+        self.scales = choice("scales", scales, SCALES)
         self.settings = strict(ScaleSettings, settings, "LearnedScale")
         self.tuner: ScaleTuner | None = None
         self.displacement: Displacement | None = None
@@ -68,8 +80,9 @@ class LearnedScale(pl.Callback):
         self._params = trainable(trainer.optimizers)
         self.guard.reset()
         device = self._params[0].device
-        self.tuner = ScaleTuner(self.settings, device)
-        self.displacement = Displacement(self._params, self._units(trainer.optimizers[0]))
+        kinds = _kinds(pl_module, self._params) if self.scales == "per_kind" else None
+        self.tuner = ScaleTuner(self.settings, device, count=len(KINDS) if kinds else 1)
+        self.displacement = Displacement(self._params, self._units(trainer.optimizers[0]), kinds)
         if self._restored is not None:
             self.tuner.load_state_dict(self._restored)
             self.displacement.load_state_dict(self._restored)
@@ -120,11 +133,18 @@ class LearnedScale(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        pl_module.log("scale/s", self.tuner.scale, on_step=True, on_epoch=False)
+        if self.tuner.count == 1:
+            pl_module.log("scale/s", self.tuner.scale, on_step=True, on_epoch=False)
+        else:
+            for kind, scale in zip(KINDS, self.tuner.scale):
+                pl_module.log(f"scale/{kind}", scale, on_step=True, on_epoch=False)
 
     def summary(self) -> dict[str, float | int]:
-        scale = float(self.tuner.scale) if self.tuner is not None else 0.0
-        return {"steps": self.steps, "skipped_steps": self.skipped, "final_scale": float(f"{scale:.4g}")}
+        summary: dict[str, float | int] = {"steps": self.steps, "skipped_steps": self.skipped}
+        if self.tuner is None or self.tuner.count == 1:
+            scale = float(self.tuner.scale) if self.tuner is not None else 0.0
+            return {**summary, "final_scale": float(f"{scale:.4g}")}
+        return {**summary, **{f"final_scale_{k}": float(f"{float(v):.4g}") for k, v in zip(KINDS, self.tuner.scale)}}
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -143,3 +163,9 @@ class LearnedScale(pl.Callback):
         self.steps, self.skipped = int(state.get("steps", 0)), int(state.get("skipped", 0))
         tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
         self._restored = tensors or None  # placed on the parameters' devices at fit start
+
+
+def _kinds(module: torch.nn.Module, params: list[torch.nn.Parameter]) -> list[int]:
+    """Each parameter's index in KINDS (a parameter tied into a quantized layer counts as quantized)."""
+    quantized = {id(m.weight) for m in module.modules() if isinstance(m, BitLinear)}
+    return [0 if id(p) in quantized else 1 if p.ndim >= 2 else 2 for p in params]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lightning_hybrid.utils.checks import in_open_unit, non_negative, positive
+from lightning_hybrid.utils.checks import in_open_unit, non_negative, positive, positive_int
 
 MECHANIC_BETAS = (0.9, 0.99, 0.999, 0.9999, 0.99999, 0.999999)
 
@@ -53,25 +53,31 @@ class ScaleSettings:
 
 
 class ScaleTuner:
-    """The online learner of the module doc: update(h) after each hypergradient, `scale` its sum."""
+    """The online learner of the module doc: update(h) after each hypergradient, `scale` its sum.
 
-    def __init__(self, settings: ScaleSettings | None = None, device: torch.device | str = "cpu") -> None:
+    `count` > 1 learns that many independent scales side by side (one per kind of parameter, say):
+    then h and `scale` are vectors of that length."""
+
+    def __init__(
+        self, settings: ScaleSettings | None = None, device: torch.device | str = "cpu", count: int = 1
+    ) -> None:
         self.settings = settings or ScaleSettings()
-        n = len(self.settings.betas)
+        self.count = positive_int("count", count)
+        shape = (count, len(self.settings.betas)) if count > 1 else (len(self.settings.betas),)
         self.betas = torch.tensor(self.settings.betas, dtype=torch.float32, device=device)
-        self.s = torch.zeros(n, device=device)
-        self.sum_h2 = torch.zeros(n, device=device)
-        self.reward = torch.zeros(n, device=device)
-        self.max_h = torch.full((n,), 1e-6, device=device)
+        self.s = torch.zeros(shape, device=device)
+        self.sum_h2 = torch.zeros(shape, device=device)
+        self.reward = torch.zeros(shape, device=device)
+        self.max_h = torch.full(shape, 1e-6, device=device)
 
     @property
     def scale(self) -> torch.Tensor:
-        """The current scale, a 0-d tensor (>= 0)."""
-        return self.s.sum().clamp(min=0.0)
+        """The current scale (>= 0): a 0-d tensor, or one per scale when count > 1."""
+        return self.s.sum(-1).clamp(min=0.0)
 
     def update(self, h: torch.Tensor) -> None:
-        """One step of every learner on the hypergradient `h` (a 0-d tensor: d loss / d s)."""
-        b = self.betas
+        """One step of every learner on the hypergradient `h` (d loss / d s: 0-d, or one per scale)."""
+        b, h = self.betas, h.unsqueeze(-1) if self.count > 1 else h
         self.max_h.copy_(torch.maximum(b * self.max_h, h.abs()))
         self.sum_h2.mul_(b * b).add_(h * h)
         self.reward.mul_(b).sub_(self.s * h).clamp_(min=0.0)
@@ -86,26 +92,41 @@ class ScaleTuner:
             value = state[f"scale.{k}"]
             if value.shape != self.s.shape:
                 raise ValueError(
-                    f"the checkpoint's scale learner has {value.numel()} betas, this one {self.s.numel()}: "
-                    "`betas` must match the run that wrote it."
+                    f"the checkpoint's scale learner holds {tuple(value.shape)} (scales x betas), this one "
+                    f"{tuple(self.s.shape)}: `betas` and the number of scales must match the run that wrote it."
                 )
             getattr(self, k).copy_(value)
 
 
 class Displacement:
     """theta_0 and Delta for a list of parameters, with the three foreach steps of the parameterisation:
-    hypergradient (before the base step), accumulate (after it) and place (theta = theta_0 + s Delta)."""
+    hypergradient (before the base step), accumulate (after it) and place (theta = theta_0 + s Delta).
 
-    def __init__(self, params: Sequence[torch.Tensor], unit: Sequence[float] | None = None) -> None:
+    With `kinds`, each tensor belongs to one of several groups, each with its own scale: the
+    hypergradient is then one number per group (over that group's tensors alone) and `scale` one per
+    group, as a ScaleTuner(count=number of groups) gives."""
+
+    def __init__(
+        self, params: Sequence[torch.Tensor], unit: Sequence[float] | None = None, kinds: Sequence[int] | None = None
+    ) -> None:
         """`unit`: per tensor, what its updates are divided by before they are summed (the base LR of its
         param group: then Delta sums unit-LR updates, s is the LR itself, and the run does not depend on
-        the base LR). None: 1 (Mechanic's own convention, which it runs at lr 1.0)."""
+        the base LR). None: 1 (Mechanic's own convention, which it runs at lr 1.0).
+        `kinds`: per tensor, the index of its scale (0, 1, ...). None: one scale for all."""
         with torch.no_grad():
             self.origin = [p.detach().float().clone() for p in params]
             self.delta = [torch.zeros_like(o) for o in self.origin]
         self.unit = [1.0] * len(self.origin) if unit is None else [float(u) for u in unit]
         if len(self.unit) != len(self.origin) or not all(u > 0 for u in self.unit):
             raise ValueError(f"`unit` must hold one positive number per parameter tensor, got {list(unit)}.")
+        self.kinds = [0] * len(self.origin) if kinds is None else [int(k) for k in kinds]
+        if len(self.kinds) != len(self.origin) or min(self.kinds, default=0) < 0:
+            raise ValueError(f"`kinds` must hold one index >= 0 per parameter tensor, got {list(kinds)}.")
+        self.count = 1 + max(self.kinds, default=0) if kinds is not None else 1
+        self.members = [[i for i, k in enumerate(self.kinds) if k == kind] for kind in range(self.count)]
+
+    def _scale_of(self, scale: torch.Tensor, kind: int) -> torch.Tensor:
+        return scale if self.count == 1 else scale[kind]
 
     def hypergradient(
         self,
@@ -115,35 +136,62 @@ class Displacement:
         decay: float,
         eps: float = 1e-8,
     ) -> torch.Tensor:
-        """h = g . Delta + decay * scale * ||g|| / ||theta|| * theta . Delta, a 0-d tensor. `params` are
-        the weights the decay term reads (Mechanic reads them after the base step); a None gradient (a
-        parameter the loss does not reach) counts as zero."""
+        """h = g . Delta + decay * scale * ||g|| / ||theta|| * theta . Delta, a 0-d tensor (one per kind
+        with several kinds, each over its own tensors). `params` are the weights the decay term reads
+        (Mechanic reads them after the base step); a None gradient (a parameter the loss does not reach)
+        counts as zero."""
         with torch.no_grad():
-            reached = [i for i, x in enumerate(grads) if x is not None]
-            g = [grads[i].float() for i in reached]
-            p = [x.detach().float() for x in params]
-            g_dot = _sum(torch._foreach_mul(g, [self.delta[i] for i in reached]))
-            p_dot = _sum(torch._foreach_mul(p, self.delta))
-            g_norm = _sum(torch._foreach_mul(g, g)).sqrt()
-            p_norm = _sum(torch._foreach_mul(p, p)).sqrt()
-            return g_dot + decay * scale * g_norm / (p_norm + eps) * p_dot
+            parts = [
+                self._kind_hypergradient(params, grads, self._scale_of(scale, k), decay, eps, members)
+                for k, members in enumerate(self.members)
+            ]
+        return parts[0] if self.count == 1 else torch.stack(parts)
+
+    def _kind_hypergradient(
+        self,
+        params: Sequence[torch.Tensor],
+        grads: Sequence[torch.Tensor | None],
+        scale: torch.Tensor,
+        decay: float,
+        eps: float,
+        members: list[int],
+    ) -> torch.Tensor:
+        reached, device = [i for i in members if grads[i] is not None], scale.device
+        if not reached:  # a kind the model lacks, or that the loss does not reach: no evidence
+            return torch.zeros((), device=device)
+        g = [grads[i].float() for i in reached]
+        p = [params[i].detach().float() for i in members]
+        g_dot = _sum(torch._foreach_mul(g, [self.delta[i] for i in reached]), device)
+        p_dot = _sum(torch._foreach_mul(p, [self.delta[i] for i in members]), device)
+        g_norm = _sum(torch._foreach_mul(g, g), device).sqrt()
+        p_norm = _sum(torch._foreach_mul(p, p), device).sqrt()
+        return g_dot + decay * scale * g_norm / (p_norm + eps) * p_dot
 
     def accumulate(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
         """Delta += u / unit, u the base optimizer's update: u = theta_after - (theta_0 + scale * Delta),
         where theta_0 + scale * Delta is where this parameterisation had put the weights before the step."""
         with torch.no_grad():
-            before = torch._foreach_add(self.origin, torch._foreach_mul(self.delta, scale))
-            update = torch._foreach_sub([p.detach().float() for p in params], before)
-            if any(u != 1.0 for u in self.unit):
-                update = torch._foreach_div(update, self.unit)
-            torch._foreach_add_(self.delta, update)
+            for k, members in enumerate(self.members):
+                if not members:  # a kind the model lacks
+                    continue
+                origin, delta = [self.origin[i] for i in members], [self.delta[i] for i in members]
+                before = torch._foreach_add(origin, torch._foreach_mul(delta, self._scale_of(scale, k)))
+                update = torch._foreach_sub([params[i].detach().float() for i in members], before)
+                units = [self.unit[i] for i in members]
+                if any(u != 1.0 for u in units):
+                    update = torch._foreach_div(update, units)
+                torch._foreach_add_(delta, update)
 
     def place(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
         """theta = theta_0 + scale * Delta, in each parameter's dtype."""
         with torch.no_grad():
-            placed = torch._foreach_add(self.origin, torch._foreach_mul(self.delta, scale))
-            for p, x in zip(params, placed):
-                p.copy_(x)
+            for k, members in enumerate(self.members):
+                if not members:  # a kind the model lacks
+                    continue
+                origin, delta = [self.origin[i] for i in members], [self.delta[i] for i in members]
+                placed = torch._foreach_add(origin, torch._foreach_mul(delta, self._scale_of(scale, k)))
+                for i, x in zip(members, placed):
+                    params[i].copy_(x)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {f"origin.{i}": o.clone() for i, o in enumerate(self.origin)}
@@ -159,6 +207,6 @@ class Displacement:
             d.copy_(state[f"delta.{i}"])
 
 
-def _sum(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+def _sum(parts: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
     """The sum of all elements of all tensors: one reduction over the per-tensor sums (0 for none)."""
-    return torch.stack([x.sum() for x in parts]).sum() if parts else torch.zeros(())
+    return torch.stack([x.sum() for x in parts]).sum() if parts else torch.zeros((), device=device)

@@ -17,7 +17,7 @@ class ScaleProbe(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         scale = next(c for c in trainer.callbacks if isinstance(c, LearnedScale))
-        self.scales.append(float(scale.tuner.scale))
+        self.scales.append(scale.tuner.scale.tolist())  # a float, or one per kind
 
 
 def test_the_weights_are_the_origin_plus_the_scaled_sum_of_updates():
@@ -66,11 +66,12 @@ def test_a_non_finite_gradient_skips_the_step_and_leaves_the_state_finite():
     assert all(torch.isfinite(d).all() for d in scale.displacement.delta) and torch.isfinite(scale.tuner.scale)
 
 
-def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
+@pytest.mark.parametrize("scales", ["one", "per_kind"])
+def test_resume_from_a_checkpoint_continues_exactly(tmp_path, scales):
     save = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=6, save_top_k=-1, filename="{step}")
-    full = [LearnedScale(), StepProbe(), ScaleProbe()]
+    full = [LearnedScale(scales=scales), StepProbe(), ScaleProbe()]
     fit(full + [save], max_steps=12, gradient_clip_val=1.0, enable_checkpointing=True)
-    resumed = [LearnedScale(), StepProbe(), ScaleProbe()]
+    resumed = [LearnedScale(scales=scales), StepProbe(), ScaleProbe()]
     fit(resumed, max_steps=12, gradient_clip_val=1.0, ckpt_path=tmp_path / "step=6.ckpt")
     assert resumed[2].scales == full[2].scales[6:]  # oracle: the uninterrupted run, exactly
     for a, b in zip(full[1].weights[-1], resumed[1].weights[-1]):
@@ -97,8 +98,21 @@ def test_several_optimizers_are_refused():
         ({"betas": (0.9, 1.5)}, "`betas` must be"),
         ({"lr": 1.0}, "lr"),
         ({"divide_by_base_lr": "yes"}, "`divide_by_base_lr` must be True or False"),
+        ({"scales": "per_layer"}, "`scales` must be one of"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         LearnedScale(**kwargs)
+
+
+def test_per_kind_scales_give_quantized_weights_other_matrices_and_vectors_a_scale_each():
+    from lightning_hybrid import TernaryQAT
+
+    scale = LearnedScale(scales="per_kind")
+    fit([TernaryQAT(), scale], max_steps=12)
+    kinds = dict(zip(("quantized", "matrix", "vector"), range(3)))
+    assert set(scale.displacement.kinds) == set(kinds.values())  # the classifier has all three
+    summary = scale.summary()
+    finals = [summary[f"final_scale_{k}"] for k in kinds]
+    assert all(s > 0 for s in finals) and len(set(finals)) == 3  # each learned its own

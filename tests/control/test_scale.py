@@ -65,6 +65,49 @@ def test_the_parameterisation_and_tuner_follow_mechanic_pytorch():
     assert their_scales[-1] > 100 * their_scales[1]  # the scale has grown from its start: the test moved
 
 
+def _run_with_kinds(steps, kinds):
+    """Our loop with one scale per kind of tensor (kinds: per tensor) or, with kinds=None, with a separate
+    Displacement and tuner for each of the two halves of the model."""
+    model, x, y = _problem()
+    params = list(model.parameters())
+    base = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+    halves = [params[:2], params[2:]]
+    if kinds is None:
+        parts = [(half, Displacement(half), ScaleTuner()) for half in halves]
+    else:
+        parts = [(params, Displacement(params, kinds=kinds), ScaleTuner(count=2))]
+    for t in range(steps):
+        base.zero_grad()
+        _loss(model, x, y, t).backward()
+        grads = {id(p): p.grad.clone() for p in params}
+        befores = [tuner.scale for _, _, tuner in parts]
+        base.step()
+        for (ps, disp, tuner), before in zip(parts, befores):
+            h = disp.hypergradient(ps, [grads[id(p)] for p in ps], before, 0.01)
+            disp.accumulate(ps, before)
+            tuner.update(h)
+            disp.place(ps, tuner.scale)
+    scales = torch.stack([tuner.scale for _, _, tuner in parts]).reshape(-1)
+    return [p.detach().clone() for p in params], scales
+
+
+def test_one_scale_per_kind_is_independent_learners_on_each_kinds_tensors():
+    ours, our_scales = _run_with_kinds(40, kinds=[0, 0, 1, 1])
+    # oracle: two separate one-scale learners, one on each half (the first layer, the second)
+    theirs, their_scales = _run_with_kinds(40, kinds=None)
+    torch.testing.assert_close(our_scales, their_scales, rtol=1e-6, atol=0)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert our_scales[0] != our_scales[1]  # the two kinds did learn different scales
+
+
+def test_kinds_must_name_one_index_per_tensor():
+    with pytest.raises(ValueError, match="`kinds` must hold one index >= 0 per parameter tensor"):
+        Displacement([torch.ones(3), torch.ones(2)], kinds=[0])
+    with pytest.raises(ValueError, match="`count` must be"):
+        ScaleTuner(count=0)
+
+
 def test_state_round_trips_and_continues_identically():
     tuner = ScaleTuner()
     for h in (0.3, -0.1, 0.2):
@@ -74,7 +117,7 @@ def test_state_round_trips_and_continues_identically():
     for t in (tuner, copy):
         t.update(torch.tensor(-0.05))
     torch.testing.assert_close(copy.scale, tuner.scale, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="`betas` must match"):
+    with pytest.raises(ValueError, match="`betas` and the number of scales must match"):
         ScaleTuner(ScaleSettings(betas=(0.9,))).load_state_dict(tuner.state_dict())
     disp = Displacement([torch.ones(3), torch.zeros(2)])
     with pytest.raises(ValueError, match="holds 2 parameter tensors, this model 1"):
