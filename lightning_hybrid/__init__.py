@@ -1,6 +1,13 @@
 """lightning_hybrid: 1.58-bit and 1-bit quantization-aware training for PyTorch Lightning."""
 
-from lightning_hybrid.callbacks import AuxLRController, GradientCompression, LearnedScale, TernaryQAT, TrustRegion
+from lightning_hybrid.callbacks import (
+    AuxLRController,
+    GradientCompression,
+    LastCheckpoint,
+    LearnedScale,
+    TernaryQAT,
+    TrustRegion,
+)
 from lightning_hybrid.data import ClusterDataModule, ClusteredTextDataModule
 from lightning_hybrid.distill import Distillation
 from lightning_hybrid.export import load_packed, save_packed
@@ -16,6 +23,7 @@ __all__ = [
     "ClusteredTextDataModule",
     "Distillation",
     "GradientCompression",
+    "LastCheckpoint",
     "LearnedScale",
     "PrecisionAllocator",
     "PrecisionPlan",

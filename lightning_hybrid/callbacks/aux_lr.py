@@ -223,6 +223,7 @@ class AuxLRController(pl.Callback):
     @override
     def state_dict(self) -> dict[str, Any]:
         state = {"steps": self.steps, "skipped": self.skipped, "multiplier_sum": self.multiplier_sum, "mode": self.mode}
+        state["last_hypergradient"] = self.last_hypergradient  # still logged while the multiplier is held
         state.update(self.learner.state_dict())
         state.update(self.trace.state_dict())
         state.update(self.signals.state_dict())
@@ -237,6 +238,7 @@ class AuxLRController(pl.Callback):
             )
         self.steps, self.skipped = int(state.get("steps", 0)), int(state.get("skipped", 0))
         self.multiplier_sum = float(state.get("multiplier_sum", 0.0))
+        self.last_hypergradient = float(state.get("last_hypergradient", 0.0))
         self.learner.load_state_dict(state)
         self.signals.load_state_dict(state)
         self.lrs.load_state_dict(state)

@@ -24,38 +24,13 @@ from lightning_hybrid.data.clustering import (
     default_cache_dir,
     format_curve,
 )
+from lightning_hybrid.data.resumable import ResumableLoader
 from lightning_hybrid.data.sampler import POLICIES, ClusterBatchSampler
 from lightning_hybrid.data.text import TextDataModule
 from lightning_hybrid.utils.checks import choice, integer, non_negative_int, positive_int
 from lightning_hybrid.utils.kmeans import BACKENDS
 
 FEATURES = ("auto", "ngrams", "flattened")
-
-
-class _ResumableLoader(DataLoader):
-    """A DataLoader whose state (epoch, batches served in it) Lightning saves in checkpoints, so a run
-    resumed mid-epoch continues with the next unseen batch instead of replaying the epoch's first ones.
-
-    Lightning does not prefetch from a loader with a length, so the batches this iterator has handed out
-    are exactly the batches the training loop has used when a checkpoint is written.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._served = 0
-
-    def __iter__(self):
-        self._served = 0
-        for i, batch in enumerate(super().__iter__()):
-            # the sampler has run by now (worker processes draw indices from it in this process too)
-            self._served = self.sampler.skipped + i + 1
-            yield batch
-
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.sampler.epoch, "served": self._served}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.resume(int(state.get("epoch", 0)), int(state.get("served", 0)))
 
 
 class ClusterDataModule(pl.LightningDataModule):
@@ -246,7 +221,7 @@ class ClusterDataModule(pl.LightningDataModule):
         items = ClusteredItems(
             self.train_set(), self.clustering.labels, self.collate_fn, self.cluster_key, self.attach_cluster
         )
-        return _ResumableLoader(
+        return ResumableLoader(
             items,
             sampler=self.sampler(),
             batch_size=None,

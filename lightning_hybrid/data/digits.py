@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 from typing_extensions import override
 
+from lightning_hybrid.data.resumable import resumable_shuffled
 from lightning_hybrid.utils.checks import in_open_unit, non_negative_int, positive_int
 
 SPLIT_SEED = 0
@@ -48,9 +49,7 @@ class DigitsDataModule(pl.LightningDataModule):
 
     @override
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True, drop_last=True, num_workers=self.num_workers
-        )
+        return resumable_shuffled(self.train_set, self.batch_size, self.num_workers, self.trainer)
 
     @override
     def val_dataloader(self) -> DataLoader:

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
 from lightning_hybrid.data.corpora import read_bytes
+from lightning_hybrid.data.resumable import resumable_shuffled
 from lightning_hybrid.utils.checks import choice, in_open_unit, non_negative_int, positive_int
 
 TOKENIZERS = ("byte", "char")
@@ -124,9 +125,7 @@ class TextDataModule(pl.LightningDataModule):
 
     @override
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers, drop_last=True
-        )
+        return resumable_shuffled(self.train_set, self.batch_size, self.num_workers, self.trainer)
 
     @override
     def val_dataloader(self) -> DataLoader:

@@ -11,15 +11,20 @@ import hydra
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_model
 
+from lightning_hybrid.callbacks.checkpoint import LastCheckpoint
 from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.distill import Distillation
 from lightning_hybrid.jobs.configs import build_callbacks, config_dir
+from lightning_hybrid.jobs.resume import checkpoint_of, register_resolvers, resumed_config, resumed_logger
 from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_run
 from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export
+
+register_resolvers()
+
+EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}  # the shells' codes for a process stopped by SIGINT / SIGTERM
 
 
 def with_teacher(cfg: DictConfig, model: pl.LightningModule, vocab_size: int | None) -> pl.LightningModule:
@@ -61,17 +66,21 @@ def train(
     `extra_callbacks` join the configured ones (the benchmark harness passes its recorder here).
     """
     output_dir = Path(output_dir)
+    checkpoint = checkpoint_of(cfg.resume) if cfg.get("resume") else None
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, **model_kwargs(datamodule))
+    model = instantiate(
+        cfg.model, **model_kwargs(datamodule), _convert_="all"
+    )  # plain hparams: checkpoints load weights_only
     if cfg.get("init_from"):
         load_run_weights(model, cfg.init_from, "init_from")
     fitted = with_teacher(cfg, model, getattr(datamodule, "vocab_size", None))
     callbacks = build_callbacks(cfg) + list(extra_callbacks)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version="")
-    )
-    trainer.fit(fitted, datamodule)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=resumed_logger(output_dir, checkpoint))
+    try:
+        trainer.fit(fitted, datamodule, ckpt_path=checkpoint)
+    except SystemExit as stop:  # Ctrl-C, SIGTERM (Lightning's SIGTERMException), a second Ctrl-C
+        stopped(trainer, callbacks, output_dir, stop)
     train_loss = _loss(trainer.callback_metrics, "train_loss")
     val_loss = _loss(trainer.validate(fitted, datamodule, verbose=False)[0], "val_loss")
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
@@ -92,6 +101,23 @@ def train(
             path = output_dir / "model.packed.safetensors"
             summary.update(packed_export(model, path, cfg.export_layout, cfg.get("export_float_dtype")))
     return finish(summary, output_dir, trainer, describe(summary, output_dir))
+
+
+def stopped(trainer: pl.Trainer, callbacks: Sequence[pl.Callback], output_dir: Path, stop: SystemExit) -> None:
+    """A run stopped before its end: no export, a summary that says so and how to resume; exits."""
+    keeper = next((c for c in callbacks if isinstance(c, LastCheckpoint)), None)
+    by = keeper.stopped_by if keeper is not None and keeper.stopped_by else "Ctrl-C"
+    has_checkpoint = keeper is not None and keeper.path is not None and keeper.path.is_file()
+    summary = {"interrupted": True, "stopped_by": by, "steps": trainer.global_step}
+    rows = [("stopped", f"by {by} after step {trainer.global_step}; nothing was exported")]
+    if has_checkpoint:
+        summary["checkpoint"] = str(keeper.path)
+        summary["resume"] = f"python -m lightning_hybrid.train resume={output_dir}"
+        rows.append(("resume with", summary["resume"]))
+    else:
+        rows.append(("resume", "not possible: no checkpoint was written"))
+    finish(summary, output_dir, trainer, format_summary("lightning_hybrid run stopped", rows, label_width=13))
+    raise SystemExit(EXIT_CODES.get(by, 1))
 
 
 def describe(summary: dict[str, Any], output_dir: Path) -> str:
@@ -125,7 +151,26 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Returns the final val loss: the objective of sweepers such as hydra-optuna-sweeper."""
+    overrides = list(HydraConfig.get().overrides.task)
+    refuse_unknown_keys(overrides)
+    if cfg.get("resume"):
+        cfg = resumed_config(cfg, overrides)
     return train(cfg, HydraConfig.get().runtime.output_dir)["val_loss"]
+
+
+def refuse_unknown_keys(overrides: Sequence[str]) -> None:
+    """`+key=value` for a top-level key that nothing reads is a mistake (a typo, or an option of another
+    tool, like `+ckpt_path`): refuse it rather than run without it."""
+    primary = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "train.yaml"))
+    known = set(primary) | {next(iter(d)) if isinstance(d, dict) else d for d in primary.get("defaults", [])}
+    for override in overrides:
+        key = override.lstrip("~").split("=", 1)[0]
+        if key.startswith("+") and key.lstrip("+").split(".", 1)[0] not in known:
+            hint = " To continue a stopped run, use resume=<run dir>." if "ckpt" in key else ""
+            raise ValueError(
+                f"{override}: the main job has no setting `{key.lstrip('+').split('.', 1)[0]}` (its top-level "
+                f"settings: {', '.join(sorted(k for k in known if k != 'defaults'))}).{hint}"
+            )
 
 
 if __name__ == "__main__":
