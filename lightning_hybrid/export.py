@@ -201,6 +201,13 @@ def round_like_export(model: nn.Module, float_dtype: torch.dtype | str | None) -
                 t.copy_(t.to(dtype))
 
 
+def check_export_settings(layout: str, float_dtype: torch.dtype | str | None) -> None:
+    """The checks save_packed makes on its settings, for a caller that wants them before a long run;
+    the errors name `layout` and `float_dtype`."""
+    choice("layout", layout, formats.TERNARY_LAYOUTS)
+    _float_dtype(float_dtype)
+
+
 def save_packed(
     model: nn.Module, path: str | os.PathLike, layout: str = "2bit", float_dtype: torch.dtype | str | None = None
 ) -> PackReport:

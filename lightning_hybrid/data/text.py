@@ -7,6 +7,7 @@ import os
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
@@ -15,6 +16,7 @@ from lightning_hybrid.data.resumable import resumable_shuffled
 from lightning_hybrid.utils.checks import choice, in_open_unit, non_negative_int, positive_int
 
 TOKENIZERS = ("byte", "char")
+MIN_VAL_BATCHES = 4  # fewer validation batches than this: warn
 
 
 class Windows(Dataset):
@@ -64,6 +66,8 @@ class TextDataModule(pl.LightningDataModule):
     Args:
         path: a text file or directory; None embeds the Python standard library's source (no download).
         tokenizer: "byte" (vocab 256) or "char" (the text's sorted alphabet, nanoGPT's shakespeare_char).
+        encoding: the text's encoding (re-encoded as UTF-8 for the byte tokenizer); a binary file, or one that
+            does not decode in it, is refused.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class TextDataModule(pl.LightningDataModule):
         val_windows: int = 480,
         max_bytes: int | None = 2_000_000,
         num_workers: int = 0,
+        encoding: str = "utf-8",
     ) -> None:
         super().__init__()
         choice("tokenizer", tokenizer, TOKENIZERS)
@@ -84,7 +89,7 @@ class TextDataModule(pl.LightningDataModule):
             positive_int(name, value)
         non_negative_int("num_workers", num_workers)
         self.save_hyperparameters()
-        self.path, self.tokenizer, self.max_bytes = path, tokenizer, max_bytes
+        self.path, self.tokenizer, self.max_bytes, self.encoding = path, tokenizer, max_bytes, encoding
         self.block_size, self.batch_size, self.num_workers = block_size, batch_size, num_workers
         self.val_fraction, self.val_windows = val_fraction, val_windows
         self._tokens: torch.Tensor | None = None
@@ -92,7 +97,9 @@ class TextDataModule(pl.LightningDataModule):
 
     def _load(self) -> torch.Tensor:
         if self._tokens is None:
-            self._tokens, self._vocab_size, _ = encode(read_bytes(self.path, self.max_bytes), self.tokenizer)
+            self._tokens, self._vocab_size, _ = encode(
+                read_bytes(self.path, self.max_bytes, encoding=self.encoding), self.tokenizer
+            )
         return self._tokens
 
     def model_kwargs(self) -> dict[str, int]:
@@ -122,6 +129,12 @@ class TextDataModule(pl.LightningDataModule):
         last = len(val) - self.block_size - 1
         starts = torch.linspace(0, last, min(self.val_windows, last + 1)).long()
         self.val_set = Windows(val, self.block_size, starts)
+        batches = -(-len(starts) // self.batch_size)
+        if batches < MIN_VAL_BATCHES:
+            rank_zero_warn(
+                f"TextDataModule: the validation split ({len(val)} tokens) makes only {batches} batch(es) of "
+                f"{self.batch_size} windows: its val loss will be noisy. Use a longer corpus or a larger val_fraction."
+            )
 
     @override
     def train_dataloader(self) -> DataLoader:

@@ -17,7 +17,10 @@ from safetensors.torch import save_model
 from lightning_hybrid.callbacks.checkpoint import LastCheckpoint
 from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.distill import Distillation
+from lightning_hybrid.export import check_export_settings
 from lightning_hybrid.jobs.configs import build_callbacks, config_dir
+from lightning_hybrid.jobs.errors import reported
+from lightning_hybrid.jobs.logs import log_run_to_file
 from lightning_hybrid.jobs.resume import checkpoint_of, register_resolvers, resumed_config, resumed_logger
 from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_run
 from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export
@@ -67,6 +70,7 @@ def train(
     """
     output_dir = Path(output_dir)
     checkpoint = checkpoint_of(cfg.resume) if cfg.get("resume") else None
+    check_settings(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(
@@ -101,6 +105,18 @@ def train(
             path = output_dir / "model.packed.safetensors"
             summary.update(packed_export(model, path, cfg.export_layout, cfg.get("export_float_dtype")))
     return finish(summary, output_dir, trainer, describe(summary, output_dir))
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """What the job itself reads after training, checked before it: a wrong value fails in seconds."""
+    try:
+        check_export_settings(cfg.export_layout, cfg.get("export_float_dtype"))
+    except ValueError as err:  # name the job's own keys
+        raise ValueError(
+            str(err).replace("`layout`", "`export_layout`").replace("`float_dtype`", "`export_float_dtype`")
+        ) from None
+    if cfg.get("init_from") and not Path(cfg.init_from).is_dir():
+        raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
 
 
 def stopped(trainer: pl.Trainer, callbacks: Sequence[pl.Callback], output_dir: Path, stop: SystemExit) -> None:
@@ -150,11 +166,17 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    """Returns the final val loss: the objective of sweepers such as hydra-optuna-sweeper."""
+    """Returns the final val loss: the objective of sweepers such as hydra-optuna-sweeper. A mistake in
+    the settings or the data prints one message and exits with code 2 (jobs/errors.py)."""
+    return reported(lambda: _main(cfg))
+
+
+def _main(cfg: DictConfig) -> float | None:
     overrides = list(HydraConfig.get().overrides.task)
     refuse_unknown_keys(overrides)
     if cfg.get("resume"):
         cfg = resumed_config(cfg, overrides)
+    log_run_to_file(cfg)
     return train(cfg, HydraConfig.get().runtime.output_dir)["val_loss"]
 
 
@@ -169,7 +191,7 @@ def refuse_unknown_keys(overrides: Sequence[str]) -> None:
             hint = " To continue a stopped run, use resume=<run dir>." if "ckpt" in key else ""
             raise ValueError(
                 f"{override}: the main job has no setting `{key.lstrip('+').split('.', 1)[0]}` (its top-level "
-                f"settings: {', '.join(sorted(k for k in known if k != 'defaults'))}).{hint}"
+                f"settings: {', '.join(sorted(known - {'defaults', '_self_', 'hydra'}))}).{hint}"
             )
 
 

@@ -13,12 +13,12 @@ def test_default_corpus_is_the_stdlib_source():
 
 def test_byte_windows_are_shifted_targets(tmp_path):
     text = tmp_path / "t.txt"
-    text.write_bytes(bytes(range(200)) * 5)
+    text.write_bytes(bytes(range(32, 127)) * 10)  # printable ASCII: text, and each byte its own value
     dm = TextDataModule(path=text, block_size=8, batch_size=4, val_windows=10)
     dm.setup()
     x, y = dm.train_set[3]
-    assert x.tolist() == list(range(3, 11)) and y.tolist() == list(range(4, 12))
-    assert dm.vocab_size == 256 and len(dm.train_set) == 900 - 8
+    assert x.tolist() == list(range(35, 43)) and y.tolist() == list(range(36, 44))
+    assert dm.vocab_size == 256 and len(dm.train_set) == 855 - 8
     xb, yb = next(iter(dm.train_dataloader()))
     assert xb.shape == yb.shape == (4, 8)
 
@@ -34,7 +34,7 @@ def test_char_tokenizer_uses_the_sorted_alphabet(tmp_path):
 
 def test_validation_windows_are_fixed_and_cover_the_held_out_text(tmp_path):
     text = tmp_path / "t.txt"
-    text.write_bytes(bytes(range(256)) * 40)
+    text.write_bytes(bytes(range(32, 127)) * 100)
     a, b = (
         TextDataModule(path=text, block_size=16, val_windows=7),
         TextDataModule(path=text, block_size=16, val_windows=7),
@@ -78,3 +78,13 @@ def test_missing_empty_and_short_corpora(tmp_path):
     short.write_text("tiny text")
     with pytest.raises(ValueError, match="too short for block_size=64"):
         TextDataModule(path=short).setup()
+
+
+def test_a_validation_split_of_few_batches_warns(tmp_path):
+    from lightning_hybrid.data import TextDataModule
+
+    path = tmp_path / "short.txt"
+    path.write_text("to be or not to be, " * 40)
+    data = TextDataModule(path=path, tokenizer="char", block_size=8, batch_size=12, val_windows=24)
+    with pytest.warns(UserWarning, match=r"makes only 2 batch\(es\) of 12 windows"):
+        data.setup("fit")
