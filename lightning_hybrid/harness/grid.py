@@ -128,3 +128,19 @@ def check_same_run(runs_dir: Path, run: RunSpec) -> None:
             f"{path} was run with overrides {found}, not this grid's {list(run.overrides)}: give this "
             "invocation its own `runs_dir` (or `out_dir`)."
         )
+
+
+# A run that failed for want of a package failed because of the environment, not the method: once the
+# package is installed, the failure no longer holds.
+ENVIRONMENT_FAILURES = ("ImportError", "ModuleNotFoundError")
+
+
+def is_done(path: Path, retry_failed: bool) -> bool:
+    """Whether the result at `path` stands: it exists, and it is not a failure to rerun (every failure
+    with retry_failed, else a missing package's)."""
+    if not path.exists():
+        return False
+    result = json.loads(path.read_text())
+    if result.get("status") != "failed":
+        return True
+    return not (retry_failed or str(result.get("reason", "")).startswith(ENVIRONMENT_FAILURES))

@@ -36,6 +36,7 @@ from lightning_hybrid.harness.grid import (
     clear_claims,
     expand,
     interleave,
+    is_done,
     load_results,
     result_path,
     run_key,
@@ -186,10 +187,17 @@ def write_outputs(cfg: DictConfig, runs: list[RunSpec], out_dir: Path, command: 
         writer.writeheader()
         writer.writerows(results)
     invocations = len({r["invocation"] for r in results})
+    failed = sum(r["status"] == "failed" for r in results)
+    failures = (
+        f" **The tables hold {failed} failed runs**: `retry_failed=true` reruns them (a missing package's are rerun "
+        "anyway)."
+        if failed
+        else ""
+    )
     header = (
         f"Command: `{command}`\n\nMachine: {machine()}\n\n"
-        f"{len(results)} of {len(runs)} runs finished, from {invocations} invocation(s); step-time ratios compare "
-        "runs of all of them.\n\n"
+        f"{len(results) - failed} of {len(runs)} runs finished, {failed} failed, from {invocations} invocation(s); "
+        f"step-time ratios compare runs of all of them.{failures}\n\n"
     )
     (out_dir / "summary.md").write_text(header + _sections(cfg, results))
     if cfg.plots:
@@ -227,8 +235,7 @@ def run_grid(cfg: DictConfig, runs: list[RunSpec], invocation: str) -> None:
             return
         check_same_run(runs_dir, run)
         path = result_path(runs_dir, run)
-        finished = path.exists() and not (cfg.retry_failed and '"status": "failed"' in path.read_text())
-        if finished or (cfg.worker and not claim(runs_dir, run)):
+        if is_done(path, cfg.retry_failed) or (cfg.worker and not claim(runs_dir, run)):
             continue
         result = run_one(run, out_dir, cfg.benchmark.log_every, invocation)
         save_result(runs_dir, run, result)

@@ -1,6 +1,15 @@
 import pytest
 
-from lightning_hybrid.harness.grid import check_same_run, claim, clear_claims, expand, interleave, save_result
+from lightning_hybrid.harness.grid import (
+    check_same_run,
+    claim,
+    clear_claims,
+    expand,
+    interleave,
+    is_done,
+    result_path,
+    save_result,
+)
 
 WORKLOADS = {
     "text": {"overrides": ["data.path={corpus}"]},
@@ -67,3 +76,20 @@ def test_a_finished_run_made_with_other_overrides_is_refused(tmp_path):
     (variant,) = expand(WORKLOADS, METHODS, ["text"], ["a"], [1e-3], [0], ["model.bias=false"], {"corpus": "x.txt"})
     with pytest.raises(ValueError, match=r"was run with overrides .* give this invocation its own `runs_dir`"):
         check_same_run(tmp_path, variant)
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "retry_failed", "done"),
+    [
+        ("ok", "", False, True),
+        ("failed", "final val loss nan", False, True),  # the method's failure: it stands
+        ("failed", "final val loss nan", True, False),
+        ("failed", "ModuleNotFoundError: No module named 'prodigyopt'", False, False),  # the package is back
+        ("failed", "ImportError: DigitsDataModule needs scikit-learn", False, False),
+    ],
+)
+def test_a_failure_for_a_missing_package_is_rerun_by_default(tmp_path, status, reason, retry_failed, done):
+    run = expand(WORKLOADS, METHODS, ["small"], ["a"], [1e-3], [0], [], {})[0]
+    assert not is_done(result_path(tmp_path, run), retry_failed)
+    save_result(tmp_path, run, {"status": status, "reason": reason, "overrides": run.overrides})
+    assert is_done(result_path(tmp_path, run), retry_failed) is done

@@ -34,7 +34,11 @@ def test_quick_mode_runs_the_grid_reports_plots_and_resumes(tmp_path):
         float(r["median_step_s"]) > 0 and float(r["quant_error_mean"]) > 0 and int(r["file_bytes"]) > 0 for r in rows
     )
     summary = (out / "summary.md").read_text()
-    assert "14 of 14 runs finished" in summary and "| adamw_cosine | 0.01 |" in summary and "steps to target" in summary
+    assert (
+        "14 of 14 runs finished, 0 failed" in summary
+        and "| adamw_cosine | 0.01 |" in summary
+        and "steps to target" in summary
+    )
     hybrid = json.loads((out / "runs" / "smoke_ternary" / "hybrid" / "lr0.01" / "seed0" / "result.json").read_text())
     assert hybrid["AuxLRController"]["steps"] == hybrid["TrustRegion"]["steps"] == 30
     for name in ("curves", "lr", "steps"):
@@ -44,7 +48,7 @@ def test_quick_mode_runs_the_grid_reports_plots_and_resumes(tmp_path):
     assert "from 1 invocation(s)" in (out / "summary.md").read_text()
     (out / "summary.md").unlink()
     assert "smoke_ternary/" not in _bench(out, "report_only=true").stdout  # a report from what is there
-    assert "14 of 14 runs finished" in (out / "summary.md").read_text()
+    assert "14 of 14 runs finished, 0 failed" in (out / "summary.md").read_text()
 
 
 @pytest.mark.slow
