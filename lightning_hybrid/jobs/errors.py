@@ -2,8 +2,9 @@
 
 A mistake is an error the package raises on purpose about its input: a ValueError, a missing file or a
 missing optional package, raised by lightning_hybrid's own code (Hydra's instantiation wraps it; the
-wrapper is looked through). Anything else is a bug and raises as usual. HYDRA_FULL_ERROR=1 (Hydra's own
-switch) shows every traceback.
+wrapper is looked through); or a config entry whose target does not take the arguments given (Hydra's
+"Error in call to target ...: TypeError(... unexpected keyword argument ...)"). Anything else is a bug
+and raises as usual. HYDRA_FULL_ERROR=1 (Hydra's own switch) shows every traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+from hydra.errors import InstantiationException
 
 PACKAGE = Path(__file__).resolve().parent.parent
 MISTAKES = (ValueError, FileNotFoundError, NotADirectoryError, ImportError)
@@ -30,8 +33,14 @@ def mistake_in(error: BaseException) -> BaseException | None:
         seen.add(id(error))
         if isinstance(error, MISTAKES) and _raised_by_package(error):
             return error
+        if isinstance(error, InstantiationException) and _wrong_arguments(error.__cause__):
+            return error
         error = error.__cause__ or error.__context__
     return None
+
+
+def _wrong_arguments(cause: BaseException | None) -> bool:
+    return isinstance(cause, TypeError) and "argument" in str(cause)
 
 
 def _raised_by_package(error: BaseException) -> bool:
