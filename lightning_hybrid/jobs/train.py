@@ -73,9 +73,8 @@ def train(
     check_settings(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    model = instantiate(
-        cfg.model, **model_kwargs(datamodule), _convert_="all"
-    )  # plain hparams: checkpoints load weights_only
+    # plain containers in the hparams, so that checkpoints load with torch.load(weights_only=True)
+    model = instantiate(cfg.model, **model_kwargs(datamodule), _convert_="all")
     if cfg.get("init_from"):
         load_run_weights(model, cfg.init_from, "init_from")
     fitted = with_teacher(cfg, model, getattr(datamodule, "vocab_size", None))
@@ -83,8 +82,8 @@ def train(
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=resumed_logger(output_dir, checkpoint))
     try:
         trainer.fit(fitted, datamodule, ckpt_path=checkpoint)
-    except SystemExit as stop:  # Ctrl-C, SIGTERM (Lightning's SIGTERMException), a second Ctrl-C
-        stopped(trainer, callbacks, output_dir, stop)
+    except SystemExit:  # Ctrl-C, SIGTERM (Lightning's SIGTERMException), a second Ctrl-C
+        stopped(trainer, callbacks, output_dir)
     train_loss = _loss(trainer.callback_metrics, "train_loss")
     val_loss = _loss(trainer.validate(fitted, datamodule, verbose=False)[0], "val_loss")
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
@@ -119,7 +118,7 @@ def check_settings(cfg: DictConfig) -> None:
         raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
 
 
-def stopped(trainer: pl.Trainer, callbacks: Sequence[pl.Callback], output_dir: Path, stop: SystemExit) -> None:
+def stopped(trainer: pl.Trainer, callbacks: Sequence[pl.Callback], output_dir: Path) -> None:
     """A run stopped before its end: no export, a summary that says so and how to resume; exits."""
     keeper = next((c for c in callbacks if isinstance(c, LastCheckpoint)), None)
     by = keeper.stopped_by if keeper is not None and keeper.stopped_by else "Ctrl-C"
