@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
 from lightning_hybrid.utils.checks import in_open_unit, positive_int
@@ -35,7 +36,9 @@ class LastCheckpoint(Checkpoint):
 
     Ctrl-C: the first finishes the current step, writes last.ckpt and stops the run (RunStopped, a
     SystemExit); a second stops at once, as Ctrl-C does without this callback. SIGTERM: Lightning stops
-    the run after the current step and this callback writes last.ckpt. An exception raised inside a step
+    the run after the current step and this callback writes last.ckpt. Under DDP the ranks agree on a
+    Ctrl-C every STOP_CHECK_EVERY steps, and an exception other than these two leaves the last periodic
+    checkpoint (it may have reached one rank only, and saving is collective). An exception raised inside a step
     (from the batch's start until this callback's on_train_batch_end, which Lightning runs after the other
     callbacks') leaves the last periodic checkpoint in place: the weights may be half updated.
 
@@ -148,11 +151,15 @@ class LastCheckpoint(Checkpoint):
         self._release_sigint()
         if self.stopped_by is None:
             self.stopped_by = _cause(exception)
+        kept = f"{self.path} keeps step {self.saved_step}" if self.saved_step is not None else "no checkpoint yet"
         if self._in_step:
             rank_zero_warn(
-                f"LastCheckpoint: the run stopped inside step {trainer.global_step} ({self.stopped_by}); "
-                f"{self.path} keeps the checkpoint of step {self.saved_step}."
+                f"LastCheckpoint: the run stopped inside step {trainer.global_step} ({self.stopped_by}); {kept}."
             )
+            return
+        if trainer.world_size > 1 and not isinstance(exception, (RunStopped, SIGTERMException)):
+            # An error may have reached one rank only: saving (a collective) would wait for the others forever.
+            rank_zero_warn(f"LastCheckpoint: {self.stopped_by} under {trainer.world_size} processes; {kept}.")
             return
         if trainer.global_step != self.saved_step:
             self.save(trainer)
@@ -184,7 +191,7 @@ class LastCheckpoint(Checkpoint):
 def _cause(exception: BaseException) -> str:
     if isinstance(exception, RunStopped):
         return "Ctrl-C"
-    if type(exception).__name__ == "SIGTERMException":
+    if isinstance(exception, SIGTERMException):
         return "SIGTERM"
     return type(exception).__name__
 
