@@ -52,7 +52,7 @@ def test_an_exception_inside_a_step_keeps_the_periodic_checkpoint_one_between_st
     keeper = LastCheckpoint(tmp_path, every_n_steps=4)
     with pytest.raises(RuntimeError):
         if inside:
-            with pytest.warns(UserWarning, match="stopped inside step 6 .* last.ckpt keeps step 4"):
+            with pytest.warns(UserWarning, match="stopped inside step 6 .*last.ckpt keeps step 4"):
                 fit([keeper, FailAt(6, inside)], max_steps=12, enable_checkpointing=True)
         else:
             fit([keeper, FailAt(6, inside)], max_steps=12, enable_checkpointing=True)
