@@ -18,8 +18,10 @@ WEIGHTS = "model.safetensors"  # the full-precision (latent) weights every main-
 def weights_of(run: str | os.PathLike, argument: str) -> Path:
     path = Path(run) / WEIGHTS
     if not path.is_file():
+        stopped = (Path(run) / "csv" / "checkpoints" / "last.ckpt").is_file()
+        hint = f" That run was stopped before its end: continue it with resume={os.fspath(run)}." if stopped else ""
         raise FileNotFoundError(
-            f"`{argument}`={os.fspath(run)!r} has no {WEIGHTS}: give the directory of a finished run."
+            f"`{argument}`={os.fspath(run)!r} has no {WEIGHTS}: give the directory of a finished run.{hint}"
         )
     return path
 

@@ -58,3 +58,10 @@ def test_a_directory_that_is_not_a_run_is_named(tmp_path):
         load_run_weights(LanguageModel(vocab_size=13), tmp_path, "init_from")
     with pytest.raises(FileNotFoundError, match="`distill.teacher_run`=.* has no .hydra/config.yaml"):
         teacher_from_run(tmp_path, vocab_size=13)
+
+
+def test_a_stopped_run_given_as_init_from_points_to_resume(tmp_path):
+    (tmp_path / "csv" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "csv" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"stopped before its end: continue it with resume="):
+        load_run_weights(LanguageModel(vocab_size=13), tmp_path, "init_from")
