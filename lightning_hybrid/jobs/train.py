@@ -176,7 +176,8 @@ def _main(cfg: DictConfig) -> float | None:
     if cfg.get("resume"):
         cfg = resumed_config(cfg, overrides)
     log_run_to_file(cfg)
-    return train(cfg, HydraConfig.get().runtime.output_dir)["val_loss"]
+    output_dir = cfg.resume if cfg.get("resume") else HydraConfig.get().runtime.output_dir  # a resume: its own
+    return train(cfg, output_dir)["val_loss"]
 
 
 def refuse_unknown_keys(overrides: Sequence[str]) -> None:
