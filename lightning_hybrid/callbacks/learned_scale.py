@@ -37,6 +37,9 @@ class LearnedScale(pl.Callback):
             schedulers set, else `lr`), so that s is the LR itself and the run is the same at any base
             LR; the schedule still shapes the steps. False: Mechanic's own convention (its scale
             multiplies the base LR's updates; mechanic-pytorch is run at lr 1.0).
+        rescale_past: True (Mechanic's): theta = theta_0 + s * Delta, so a new s rescales every past
+            update; False: each update is taken at the scale of its step, theta_t = theta_{t-1} + s_t * u_t
+            (s learned from the same d loss / d s = g . Delta).
         scales: "one" (Mechanic's: one scale for every parameter) or "per_kind" (one each for the
             KINDS: quantized layers' latent weights, other matrices, vectors; each learned from the
             hypergradient over its own parameters).
@@ -50,10 +53,13 @@ class LearnedScale(pl.Callback):
     Memory: two float32 copies of the trainable parameters (theta_0 and the sum of updates).
     """
 
-    def __init__(self, divide_by_base_lr: bool = True, scales: str = "one", **settings: Any) -> None:
-        if not isinstance(divide_by_base_lr, bool):
-            raise ValueError(f"`divide_by_base_lr` must be True or False, got {divide_by_base_lr!r}.")
-        self.divide_by_base_lr = divide_by_base_lr
+    def __init__(
+        self, divide_by_base_lr: bool = True, scales: str = "one", rescale_past: bool = True, **settings: Any
+    ) -> None:
+        for name, value in (("divide_by_base_lr", divide_by_base_lr), ("rescale_past", rescale_past)):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be True or False, got {value!r}.")
+        self.divide_by_base_lr, self.rescale_past = divide_by_base_lr, rescale_past
         self.scales = choice("scales", scales, SCALES)
         self.settings = strict(ScaleSettings, settings, "LearnedScale")
         self.tuner: ScaleTuner | None = None
@@ -90,6 +96,8 @@ class LearnedScale(pl.Callback):
         else:  # a fresh run starts at theta_0: scale 0 until the first hypergradient
             self.displacement.place(self._params, self.tuner.scale)
         self._handles = [trainer.optimizers[0].register_step_post_hook(self._after_step)]
+        if not self.rescale_past:
+            self._handles.append(trainer.optimizers[0].register_step_pre_hook(self._before_step))
 
     def _units(self, optimizer: torch.optim.Optimizer) -> list[float] | None:
         if not self.divide_by_base_lr:
@@ -118,15 +126,23 @@ class LearnedScale(pl.Callback):
             drop_gradients(self._params)
             self.skipped += 1
 
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not self._skip:
+            self.displacement.anchor(self._params)
+
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if self._skip:  # the optimizer had no gradients and left the weights alone
             return
         tuner, displacement = self.tuner, self.displacement
         before = tuner.scale
         h = displacement.hypergradient(self._params, [p.grad for p in self._params], before, self.settings.decay)
-        displacement.accumulate(self._params, before)
-        tuner.update(h)
-        displacement.place(self._params, tuner.scale)
+        if self.rescale_past:
+            displacement.accumulate(self._params, before)
+            tuner.update(h)
+            displacement.place(self._params, tuner.scale)
+        else:
+            displacement.step_from_anchor(self._params, before)
+            tuner.update(h)
         self.steps += 1
 
     @override

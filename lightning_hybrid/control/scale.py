@@ -182,6 +182,30 @@ class Displacement:
                     update = torch._foreach_div(update, units)
                 torch._foreach_add_(delta, update)
 
+    def anchor(self, params: Sequence[torch.Tensor]) -> None:
+        """Keep the weights before the base step in `origin` (the parameterisation without rescaling the
+        past, where theta_0 is not needed: see `step_from_anchor`)."""
+        with torch.no_grad():
+            torch._foreach_copy_(self.origin, [p.detach().float() for p in params])
+
+    def step_from_anchor(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
+        """The step taken at the current scale only: u = theta_after - anchor, Delta += u / unit, and
+        theta = anchor + scale * u / unit. The past steps keep the scales they were taken with, so a
+        change of scale moves the weights by the next update's size, not by Delta's."""
+        with torch.no_grad():
+            for k, members in enumerate(self.members):
+                if not members:
+                    continue
+                anchor = [self.origin[i] for i in members]
+                update = torch._foreach_sub([params[i].detach().float() for i in members], anchor)
+                units = [self.unit[i] for i in members]
+                if any(u != 1.0 for u in units):
+                    update = torch._foreach_div(update, units)
+                torch._foreach_add_([self.delta[i] for i in members], update)
+                placed = torch._foreach_add(anchor, torch._foreach_mul(update, self._scale_of(scale, k)))
+                for i, x in zip(members, placed):
+                    params[i].copy_(x)
+
     def place(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
         """theta = theta_0 + scale * Delta, in each parameter's dtype."""
         with torch.no_grad():

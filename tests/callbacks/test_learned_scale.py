@@ -66,12 +66,12 @@ def test_a_non_finite_gradient_skips_the_step_and_leaves_the_state_finite():
     assert all(torch.isfinite(d).all() for d in scale.displacement.delta) and torch.isfinite(scale.tuner.scale)
 
 
-@pytest.mark.parametrize("scales", ["one", "per_kind"])
-def test_resume_from_a_checkpoint_continues_exactly(tmp_path, scales):
+@pytest.mark.parametrize("kwargs", [{}, {"scales": "per_kind"}, {"rescale_past": False}])
+def test_resume_from_a_checkpoint_continues_exactly(tmp_path, kwargs):
     save = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=6, save_top_k=-1, filename="{step}")
-    full = [LearnedScale(scales=scales), StepProbe(), ScaleProbe()]
+    full = [LearnedScale(**kwargs), StepProbe(), ScaleProbe()]
     fit(full + [save], max_steps=12, gradient_clip_val=1.0, enable_checkpointing=True)
-    resumed = [LearnedScale(scales=scales), StepProbe(), ScaleProbe()]
+    resumed = [LearnedScale(**kwargs), StepProbe(), ScaleProbe()]
     fit(resumed, max_steps=12, gradient_clip_val=1.0, ckpt_path=tmp_path / "step=6.ckpt")
     assert resumed[2].scales == full[2].scales[6:]  # oracle: the uninterrupted run, exactly
     for a, b in zip(full[1].weights[-1], resumed[1].weights[-1]):
@@ -116,3 +116,37 @@ def test_per_kind_scales_give_quantized_weights_other_matrices_and_vectors_a_sca
     summary = scale.summary()
     finals = [summary[f"final_scale_{k}"] for k in kinds]
     assert all(s > 0 for s in finals) and len(set(finals)) == 3  # each learned its own
+
+
+class PlainSGD(ScheduledClassifier):
+    """SGD without momentum or schedule: its update is -lr * g, so the scale times it is -s * g."""
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+class StepRecord(pl.Callback):
+    """Each step's gradients (after the backward) and the scale the step is taken at."""
+
+    def __init__(self) -> None:
+        self.grads: list[list[torch.Tensor]] = []
+        self.scales: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        scale = next(c for c in trainer.callbacks if isinstance(c, LearnedScale))
+        grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in pl_module.parameters()]
+        self.grads.append(grads)  # the unused embedding has none
+        self.scales.append(float(scale.tuner.scale))
+
+
+def test_without_rescaling_the_past_each_step_is_taken_at_its_own_scale():
+    torch.manual_seed(0)
+    model = PlainSGD()
+    start = [p.detach().clone() for p in model.parameters()]
+    record, scale = StepRecord(), LearnedScale(rescale_past=False)
+    fit([scale, record], max_steps=12, model=model)
+    # oracle: theta_T = theta_0 - sum_t s_t g_t, the scale of each step times SGD's unit-LR update
+    for i, p in enumerate(model.parameters()):
+        expected = start[i] - sum(s * g[i] for s, g in zip(record.scales, record.grads))
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-7)
+    assert len(set(record.scales)) > 6  # the scale did change along the run
