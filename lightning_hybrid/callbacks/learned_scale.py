@@ -39,7 +39,9 @@ class LearnedScale(pl.Callback):
             multiplies the base LR's updates; mechanic-pytorch is run at lr 1.0).
         rescale_past: True (Mechanic's): theta = theta_0 + s * Delta, so a new s rescales every past
             update; False: each update is taken at the scale of its step, theta_t = theta_{t-1} + s_t * u_t
-            (s learned from the same d loss / d s = g . Delta).
+            (s learned from the same d loss / d s = g . Delta, which then is not the sensitivity of the
+            weights actually reached). Measured on the binary char GPT (2000 steps, seed 0): False ends at
+            val loss 2.58 against 1.86, its scale overshooting to 0.23 by step 460 and staying near 0.02-0.03.
         scales: "one" (Mechanic's: one scale for every parameter) or "per_kind" (one each for the
             KINDS: quantized layers' latent weights, other matrices, vectors; each learned from the
             hypergradient over its own parameters).
