@@ -167,20 +167,31 @@ class Displacement:
         p_norm = _sum(torch._foreach_mul(p, p), device).sqrt()
         return g_dot + decay * scale * g_norm / (p_norm + eps) * p_dot
 
+    def _groups(self) -> list[tuple[int, list[int]]]:
+        """(kind, its tensor indices) for every kind the model has."""
+        return [(k, members) for k, members in enumerate(self.members) if members]
+
+    def _along(self, base: list[torch.Tensor], step: list[torch.Tensor], scale: torch.Tensor, k: int) -> list:
+        return torch._foreach_add(base, torch._foreach_mul(step, self._scale_of(scale, k)))
+
+    def _per_unit(self, update: list[torch.Tensor], members: list[int]) -> list[torch.Tensor]:
+        units = [self.unit[i] for i in members]
+        return torch._foreach_div(update, units) if any(u != 1.0 for u in units) else update
+
+    @staticmethod
+    def _write(params: Sequence[torch.Tensor], members: list[int], values: list[torch.Tensor]) -> None:
+        for i, x in zip(members, values):
+            params[i].copy_(x)
+
     def accumulate(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
         """Delta += u / unit, u the base optimizer's update: u = theta_after - (theta_0 + scale * Delta),
         where theta_0 + scale * Delta is where this parameterisation had put the weights before the step."""
         with torch.no_grad():
-            for k, members in enumerate(self.members):
-                if not members:  # a kind the model lacks
-                    continue
-                origin, delta = [self.origin[i] for i in members], [self.delta[i] for i in members]
-                before = torch._foreach_add(origin, torch._foreach_mul(delta, self._scale_of(scale, k)))
+            for k, members in self._groups():
+                delta = [self.delta[i] for i in members]
+                before = self._along([self.origin[i] for i in members], delta, scale, k)
                 update = torch._foreach_sub([params[i].detach().float() for i in members], before)
-                units = [self.unit[i] for i in members]
-                if any(u != 1.0 for u in units):
-                    update = torch._foreach_div(update, units)
-                torch._foreach_add_(delta, update)
+                torch._foreach_add_(delta, self._per_unit(update, members))
 
     def anchor(self, params: Sequence[torch.Tensor]) -> None:
         """Keep the weights before the base step in `origin` (the parameterisation without rescaling the
@@ -193,29 +204,19 @@ class Displacement:
         theta = anchor + scale * u / unit. The past steps keep the scales they were taken with, so a
         change of scale moves the weights by the next update's size, not by Delta's."""
         with torch.no_grad():
-            for k, members in enumerate(self.members):
-                if not members:
-                    continue
+            for k, members in self._groups():
                 anchor = [self.origin[i] for i in members]
                 update = torch._foreach_sub([params[i].detach().float() for i in members], anchor)
-                units = [self.unit[i] for i in members]
-                if any(u != 1.0 for u in units):
-                    update = torch._foreach_div(update, units)
+                update = self._per_unit(update, members)
                 torch._foreach_add_([self.delta[i] for i in members], update)
-                placed = torch._foreach_add(anchor, torch._foreach_mul(update, self._scale_of(scale, k)))
-                for i, x in zip(members, placed):
-                    params[i].copy_(x)
+                self._write(params, members, self._along(anchor, update, scale, k))
 
     def place(self, params: Sequence[torch.Tensor], scale: torch.Tensor) -> None:
         """theta = theta_0 + scale * Delta, in each parameter's dtype."""
         with torch.no_grad():
-            for k, members in enumerate(self.members):
-                if not members:  # a kind the model lacks
-                    continue
+            for k, members in self._groups():
                 origin, delta = [self.origin[i] for i in members], [self.delta[i] for i in members]
-                placed = torch._foreach_add(origin, torch._foreach_mul(delta, self._scale_of(scale, k)))
-                for i, x in zip(members, placed):
-                    params[i].copy_(x)
+                self._write(params, members, self._along(origin, delta, scale, k))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {f"origin.{i}": o.clone() for i, o in enumerate(self.origin)}
