@@ -162,10 +162,10 @@ def _pack_layers(model: nn.Module, layout: str) -> tuple[dict, dict, list[LayerB
 FLOAT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _float_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
+def _float_dtype(value: torch.dtype | str | None, name: str = "float_dtype") -> torch.dtype | None:
     if value is None or value in FLOAT_DTYPES.values():
         return value
-    return FLOAT_DTYPES[choice("float_dtype", value, (None, *FLOAT_DTYPES, *FLOAT_DTYPES.values()))]
+    return FLOAT_DTYPES[choice(name, value, (None, *FLOAT_DTYPES, *FLOAT_DTYPES.values()))]
 
 
 def _unquantized_tensors(
@@ -201,11 +201,13 @@ def round_like_export(model: nn.Module, float_dtype: torch.dtype | str | None) -
                 t.copy_(t.to(dtype))
 
 
-def check_export_settings(layout: str, float_dtype: torch.dtype | str | None) -> None:
+def check_export_settings(
+    layout: str, float_dtype: torch.dtype | str | None, names: tuple[str, str] = ("layout", "float_dtype")
+) -> None:
     """The checks save_packed makes on its settings, for a caller that wants them before a long run;
-    the errors name `layout` and `float_dtype`."""
-    choice("layout", layout, formats.TERNARY_LAYOUTS)
-    _float_dtype(float_dtype)
+    the errors name the settings as `names` (the caller's own)."""
+    choice(names[0], layout, formats.TERNARY_LAYOUTS)
+    _float_dtype(float_dtype, names[1])
 
 
 def save_packed(

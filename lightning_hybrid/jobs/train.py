@@ -108,12 +108,8 @@ def train(
 
 def check_settings(cfg: DictConfig) -> None:
     """What the job itself reads after training, checked before it: a wrong value fails in seconds."""
-    try:
-        check_export_settings(cfg.export_layout, cfg.get("export_float_dtype"))
-    except ValueError as err:  # name the job's own keys
-        raise ValueError(
-            str(err).replace("`layout`", "`export_layout`").replace("`float_dtype`", "`export_float_dtype`")
-        ) from None
+    names = ("export_layout", "export_float_dtype")
+    check_export_settings(cfg.export_layout, cfg.get("export_float_dtype"), names)
     if cfg.get("init_from") and not Path(cfg.init_from).is_dir():
         raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
 
