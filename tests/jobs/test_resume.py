@@ -21,8 +21,7 @@ from lightning_hybrid.jobs.train import refuse_unknown_keys
 REPO = Path(__file__).resolve().parents[2]
 # The hybrid callbacks, TernaryQAT's warm-up and validation inside the run; digits in 60 steps
 # of 32 (each epoch 42 batches): the resume is mid-epoch and crosses an epoch boundary.
-RUN = [
-    "experiment=digits",
+STEPS = [
     "trainer.max_steps=60",
     "trainer.val_check_interval=25",
     "callbacks.checkpoint.every_n_steps=20",
@@ -30,6 +29,7 @@ RUN = [
     "quant.warmup_steps=30",
     "callbacks.progress_bar=null",
 ]
+RUN = ["experiment=digits", *STEPS]
 
 
 def _run(run_dir: Path | None, *overrides: str) -> subprocess.CompletedProcess:
@@ -58,12 +58,7 @@ CLUSTERED = [
     "data=clustered_char",
     f"data.path={REPO / 'README.md'}",
     "data.cache=false",
-    "trainer.max_steps=60",
-    "trainer.val_check_interval=25",
-    "callbacks.checkpoint.every_n_steps=20",
-    "callbacks=hybrid",
-    "quant.warmup_steps=30",
-    "callbacks.progress_bar=null",
+    *STEPS,
 ]
 
 
