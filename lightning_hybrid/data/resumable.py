@@ -5,9 +5,12 @@ hands it back on resume; a plain DataLoader instead replays its epoch from the f
 order. `ResumableLoader` is that DataLoader; its sampler (a ShuffledSampler, or the clustering's
 ClusterBatchSampler) knows its epoch and skips what was served.
 
-`ShuffledSampler` draws the very order a DataLoader with shuffle=True draws (one process: RandomSampler's,
-from a seed taken off torch's global RNG when the epoch's iteration begins; several: the DistributedSampler
-Lightning would put in), so a run's batches do not change by making it resumable.
+`ShuffledSampler` draws the orders a DataLoader with shuffle=True draws where they do not depend on what
+else the run does. Several processes: the DistributedSampler Lightning would put in. One process: the
+first epoch is RandomSampler's (its seed taken off torch's global RNG when the iteration begins); a later
+epoch's seed is derived from the first's, not drawn again. RandomSampler would draw it from the global RNG,
+which validation moves too (every DataLoader iterator takes a seed off it), so how often a run validated
+would change which batches its later epochs see.
 """
 
 from __future__ import annotations
@@ -57,9 +60,10 @@ class ResumableLoader(DataLoader):
 class ShuffledSampler(DistributedSampler):
     """This rank's item indices of one epoch in a random order, resumable mid-epoch (module doc).
 
-    One replica: RandomSampler's order (the epoch's seed is drawn from the global RNG at the epoch's
-    first batch and kept for a resume). Several: DistributedSampler(shuffle=True, seed)'s, padded to a
-    multiple of the replicas; `seed` defaults to Lightning's (PL_GLOBAL_SEED, else 0).
+    One replica: RandomSampler's order in the first epoch served (its seed is drawn from the global RNG at
+    the epoch's first batch), then seed + epoch; both seeds are kept for a resume. Several:
+    DistributedSampler(shuffle=True, seed)'s, padded to a multiple of the replicas; `seed` defaults to
+    Lightning's (PL_GLOBAL_SEED, else 0).
     """
 
     def __init__(self, size: int, num_replicas: int = 1, rank: int = 0, seed: int | None = None) -> None:
@@ -73,6 +77,7 @@ class ShuffledSampler(DistributedSampler):
         self.rank, self.epoch, self.shuffle, self.drop_last = rank, 0, True, False
         self.num_samples = math.ceil(size / num_replicas)
         self.total_size = self.num_samples * num_replicas
+        self.base_seed: int | None = None  # one replica: the drawn seed, from which every epoch's follows
         self.epoch_seed: int | None = None  # one replica: the seed of the epoch being served
         self.skipped = 0  # items the current iteration skipped (a resumed epoch's served ones)
         self._resume: tuple[int, int, int | None] | None = None
@@ -81,21 +86,29 @@ class ShuffledSampler(DistributedSampler):
         self.epoch = epoch
 
     def position(self) -> dict[str, int]:
-        return {} if self.epoch_seed is None else {"epoch_seed": self.epoch_seed}
+        seeds = {"epoch_seed": self.epoch_seed, "base_seed": self.base_seed}
+        return {name: seed for name, seed in seeds.items() if seed is not None}
 
-    def resume(self, epoch: int, served: int, epoch_seed: int | None = None) -> None:
+    def resume(self, epoch: int, served: int, epoch_seed: int | None = None, base_seed: int | None = None) -> None:
         """Skip the first `served` items the next time epoch `epoch` is iterated, in that epoch's order."""
         self._resume = (non_negative_int("epoch", epoch), non_negative_int("served", served), epoch_seed)
+        if base_seed is not None:  # a checkpoint from before base seeds were kept has none
+            self.base_seed = int(base_seed)
 
     def _order(self, epoch_seed: int | None) -> list[int]:
         if self.num_replicas == 1:
-            if epoch_seed is None:  # what RandomSampler draws
-                epoch_seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            if epoch_seed is None:
+                epoch_seed = self._next_epoch_seed()
             self.epoch_seed = epoch_seed
             return torch.randperm(self.size, generator=torch.Generator().manual_seed(epoch_seed)).tolist()
         order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
         order += (order * math.ceil(self.total_size / self.size))[: self.total_size - self.size]
         return order[self.rank : self.total_size : self.num_replicas]
+
+    def _next_epoch_seed(self) -> int:
+        if self.base_seed is None:  # what RandomSampler draws, taken once and kept for the epoch
+            self.base_seed = int(torch.empty((), dtype=torch.int64).random_().item()) - self.epoch
+        return self.base_seed + self.epoch
 
     def __iter__(self) -> Iterator[int]:
         # a generator: this body runs at the first next(), after Lightning's set_epoch for the epoch

@@ -16,25 +16,28 @@ def _batches(loader, count=None):
     return [x.tolist() for (x,) in itertools.islice(loader, count)]  # fetches `count` batches, no more
 
 
-def test_one_replica_draws_what_a_shuffling_dataloader_draws():
-    # oracle: DataLoader(shuffle=True, drop_last=True), from the same global RNG state, over two epochs
+def test_one_replica_draws_what_a_shuffling_dataloader_draws_in_its_first_epoch():
+    # oracle: DataLoader(shuffle=True, drop_last=True) from the same global RNG state, and the RNG it leaves
     torch.manual_seed(7)
-    theirs = [_batches(DataLoader(DATA, batch_size=8, shuffle=True, drop_last=True)) for _ in range(2)]
+    theirs = _batches(DataLoader(DATA, batch_size=8, shuffle=True, drop_last=True))
+    after_theirs = torch.rand(1).item()
     torch.manual_seed(7)
-    loader = resumable_shuffled(DATA, batch_size=8, num_workers=0)
-    ours = []
-    for epoch in range(2):
-        loader.sampler.set_epoch(epoch)
-        ours.append(_batches(loader))
-    assert ours == theirs
-    assert torch.rand(1).item() == pytest.approx(_after_two_shuffled_epochs())  # the same RNG left behind
+    assert _batches(resumable_shuffled(DATA, batch_size=8, num_workers=0)) == theirs
+    assert torch.rand(1).item() == after_theirs
 
 
-def _after_two_shuffled_epochs():
-    torch.manual_seed(7)
-    for _ in range(2):
-        _batches(DataLoader(DATA, batch_size=8, shuffle=True, drop_last=True))
-    return torch.rand(1).item()
+def test_later_epochs_do_not_depend_on_what_else_drew_from_the_global_rng():
+    # a validation loop between epochs takes a seed off the global RNG; the next epoch's order stays
+    def two_epochs(draws_between):
+        torch.manual_seed(7)
+        loader = resumable_shuffled(DATA, batch_size=8, num_workers=0)
+        first = _batches(loader)
+        torch.rand(draws_between)
+        loader.sampler.set_epoch(1)
+        return first, _batches(loader)
+
+    (first, second), (_, second_after_draws) = two_epochs(0), two_epochs(5)
+    assert second == second_after_draws and second != first
 
 
 @pytest.mark.parametrize("rank", [0, 1, 2])
@@ -50,17 +53,24 @@ def test_several_replicas_draw_what_lightnings_distributed_sampler_draws(rank):
 
 def test_a_resumed_loader_continues_the_epoch_with_the_next_unseen_batch():
     torch.manual_seed(3)
-    uninterrupted = _batches(resumable_shuffled(DATA, batch_size=8, num_workers=0))
+    uninterrupted = _two_epochs(resumable_shuffled(DATA, batch_size=8, num_workers=0))
     torch.manual_seed(3)
     first = resumable_shuffled(DATA, batch_size=8, num_workers=0)
     seen = _batches(first, count=2)
     state = first.state_dict()
-    assert state["served"] == 2 and set(state) == {"epoch", "served", "epoch_seed"}
-    torch.manual_seed(99)  # the resumed process's RNG is elsewhere: the saved epoch seed decides the order
+    assert state["served"] == 2 and set(state) == {"epoch", "served", "epoch_seed", "base_seed"}
+    torch.manual_seed(99)  # the resumed process's RNG is elsewhere: the saved seeds decide the orders
     resumed = resumable_shuffled(DATA, batch_size=8, num_workers=0)
     resumed.load_state_dict(state)
-    assert seen + _batches(resumed) == uninterrupted
-    assert _batches(resumed) != [] and len(_batches(resumed)) == len(uninterrupted)  # the next epoch is whole
+    rest, next_epoch = _two_epochs(resumed)
+    assert (seen + rest, next_epoch) == uninterrupted
+    assert len(next_epoch) == len(uninterrupted[0])  # the next epoch is whole
+
+
+def _two_epochs(loader):
+    first = _batches(loader)
+    loader.sampler.set_epoch(1)
+    return first, _batches(loader)
 
 
 def test_the_loader_counts_whole_batches_from_a_batch_sampler():
