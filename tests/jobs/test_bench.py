@@ -91,8 +91,8 @@ def test_suite_quick_with_two_workers_extends_edges_and_reports_across_workloads
             # two base LRs, so the best is an edge: one LR is added past it (extend_edges=1)
             best = min((1e-3, 1e-2), key=finals.get)
             assert set(finals) == {1e-3, 1e-2, 1e-4 if best == 1e-3 else 0.1}, (workload, method, finals)
-        for method in ("prodigy", "mechanic"):  # LR-free: once, at lr 1.0
-            assert [float(r["lr"]) for r in rows if (r["workload"], r["method"]) == (workload, method)] == [1.0]
+        for method, lr in (("prodigy", 1.0), ("mechanic", 1.0), ("learned_scale", 1e-3)):  # LR-free: once
+            assert [float(r["lr"]) for r in rows if (r["workload"], r["method"]) == (workload, method)] == [lr]
     summary = (out / "summary.md").read_text()
     assert "## Across workloads" in summary and "guarantee (worst LR)" in summary and "## Cost" in summary
     assert "from 1 invocation(s)" in summary  # the workers' runs carry the invocation that started them
