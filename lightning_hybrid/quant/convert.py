@@ -13,10 +13,17 @@ from torch import nn
 
 from lightning_hybrid.quant.linear import BitLinear, bit_linears  # noqa: F401 (bit_linears lived here)
 
-# The default exclude rule keeps the output head at full precision: a Linear whose own name (the last
-# part of its fully qualified name) is one of these. BitNet b1.58 keeps the embedding and the head in
-# high precision too. A Linear that shares its weight with an nn.Embedding (a tied head) counts as the
-# embedding and is excluded as well.
+# The default exclude rule keeps the output head at full precision, as BitNet b1.58 keeps the embedding
+# and the head in high precision. A Linear is the head (`head_reason`) when
+#  - its own name (the last part of its fully qualified name) is one of DEFAULT_HEAD_NAMES;
+#  - it is the last Linear inside a module named one of HEAD_CONTAINERS (torchvision's `classifier.6` in
+#    VGG, `classifier.1` in EfficientNet, timm's `head.fc`): the earlier Linears of such a classifier are
+#    hidden layers. (Not every head name: BERT's `output.dense` is a hidden layer in every block.);
+#  - it is the model's last Linear and named `fc` (torchvision's ResNet, RegNet, Inception, GoogLeNet,
+#    ShuffleNet): a Linear named `fc` elsewhere is a hidden layer in many models;
+#  - a submodule's `get_output_embeddings()` returns it (transformers' models, whatever the head is called).
+# A Linear that shares its weight with an nn.Embedding (a tied head) counts as the embedding and is
+# excluded as well.
 DEFAULT_HEAD_NAMES = (
     "lm_head",
     "head",
@@ -30,6 +37,8 @@ DEFAULT_HEAD_NAMES = (
     "logits",
     "decoder",  # the vocabulary projection in BERT's MLM head and PyTorch's word-language-model examples
 )
+
+HEAD_CONTAINERS = ("classifier", "head", "heads", "cls")
 
 FilterFn = Callable[[nn.Module, str], bool]
 
@@ -69,6 +78,37 @@ def _matches(fqn: str, patterns: Sequence[str]) -> bool:
     return any(fnmatch.fnmatchcase(fqn, p) for p in patterns)
 
 
+def head_reason(model: nn.Module) -> dict[str, str]:
+    """The Linears of `model` the default rule keeps as output heads, by name, with why (module comment)."""
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    heads = {n: "output head (default exclude rule)" for n in linears if n.rsplit(".", 1)[-1] in DEFAULT_HEAD_NAMES}
+    for container in {n.rpartition(".")[0] for n in linears}:
+        if container and container.rsplit(".", 1)[-1] in HEAD_CONTAINERS:
+            last = [n for n in linears if n.startswith(container + ".")][-1]
+            heads.setdefault(last, f"the last Linear of the head {container!r} (default exclude rule)")
+    if linears and linears[-1].rsplit(".", 1)[-1] == "fc":
+        heads.setdefault(linears[-1], "the model's last Linear, named fc (default exclude rule)")
+    output = _output_embeddings(model)
+    for name, module in model.named_modules():
+        if id(module) in output and isinstance(module, nn.Linear):
+            heads.setdefault(name, "get_output_embeddings() of its model (default exclude rule)")
+    return heads
+
+
+def _output_embeddings(model: nn.Module) -> set[int]:
+    found = set()
+    for module in model.modules():
+        getter = getattr(module, "get_output_embeddings", None)
+        if callable(getter):
+            try:
+                head = getter()
+            except (NotImplementedError, AttributeError):  # a base class's stub
+                continue
+            if isinstance(head, nn.Module):
+                found.add(id(head))
+    return found
+
+
 def _embedding_weights(model: nn.Module) -> set[int]:
     return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
 
@@ -79,14 +119,14 @@ def _functional_users(model: nn.Module) -> set[int]:
     return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
 
 
-def _skip_reason(fqn, module, include, exclude, filter_fn, tied, functional) -> str | None:
+def _skip_reason(fqn, module, include, exclude, filter_fn, tied, functional, heads) -> str | None:
     if id(module) in functional:
         return "used functionally by nn.MultiheadAttention (its forward never runs)"
     if include is not None and not _matches(fqn, include):
         return "not matched by include"
     if exclude is None:
-        if fqn.rsplit(".", 1)[-1] in DEFAULT_HEAD_NAMES:
-            return "output head (default exclude rule)"
+        if fqn in heads:
+            return heads[fqn]
         if id(module.weight) in tied:
             return "weight tied to an nn.Embedding (default exclude rule)"
     elif _matches(fqn, exclude):
@@ -130,9 +170,9 @@ def convert(
     it does not name get `bits`. A name in the plan that is not converted is an error.
 
     include/exclude are fnmatch patterns on fully qualified module names. `exclude=None` applies the
-    default rule (output heads named in DEFAULT_HEAD_NAMES and Linears tied to an nn.Embedding stay full
-    precision); `exclude=[]` converts those too. Idempotent: layers that are already BitLinear are
-    counted and left alone. Raises ValueError when the model has no nn.Linear, or when every layer
+    default rule (output heads, found as the comment on DEFAULT_HEAD_NAMES says, and Linears tied to an
+    nn.Embedding stay full precision); `exclude=[]` converts those too. Idempotent: layers that are
+    already BitLinear are counted and left alone. Raises ValueError when the model has no nn.Linear, or when every layer
     is filtered out.
 
     Quantization happens in BitLinear.forward, so code that reads a layer's `.weight` itself instead of
@@ -146,13 +186,13 @@ def convert(
     names = [n for n, _ in linears]
     _warn_unmatched(include_p, names, "include")
     _warn_unmatched(exclude_p, names, "exclude")
-    tied, functional = _embedding_weights(model), _functional_users(model)
+    tied, functional, heads = _embedding_weights(model), _functional_users(model), head_reason(model)
     report = ConversionReport(total=len(linears))
     for fqn, module in linears:
         if isinstance(module, BitLinear):
             report.already.append(fqn)
             continue
-        reason = _skip_reason(fqn, module, include_p, exclude_p, filter_fn, tied, functional)
+        reason = _skip_reason(fqn, module, include_p, exclude_p, filter_fn, tied, functional, heads)
         if reason:
             report.skipped[fqn] = reason
             continue
@@ -185,10 +225,10 @@ def selected_linears(
 ) -> dict[str, nn.Linear]:
     """The nn.Linear layers `convert` would quantize (already quantized ones included), by name."""
     include_p, exclude_p = _as_patterns(include, "include"), _as_patterns(exclude, "exclude")
-    tied, functional = _embedding_weights(model), _functional_users(model)
+    context = _embedding_weights(model), _functional_users(model), head_reason(model)
     return {
         fqn: m
         for fqn, m in model.named_modules()
         if isinstance(m, nn.Linear)
-        and (isinstance(m, BitLinear) or not _skip_reason(fqn, m, include_p, exclude_p, filter_fn, tied, functional))
+        and (isinstance(m, BitLinear) or not _skip_reason(fqn, m, include_p, exclude_p, filter_fn, *context))
     }

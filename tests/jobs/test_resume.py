@@ -52,11 +52,13 @@ def _lrs(run_dir: Path) -> list[str]:
         return [row["lr-AdamW/pg1"] for row in csv.DictReader(file) if row["lr-AdamW/pg1"]]
 
 
-# A char-level GPT on k-means-clustered windows of a small text (this repository's README).
+# A char-level GPT on k-means-clustered windows of a small text (the first 12 kB of this repository's README).
 CLUSTERED = [
     "experiment=smoke",
     "data=clustered_char",
     f"data.path={REPO / 'README.md'}",
+    "data.max_bytes=12000",
+    "data.kmeans_iters=20",
     "data.cache=false",
     *STEPS,
 ]

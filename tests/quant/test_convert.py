@@ -124,3 +124,92 @@ def test_bit_linears_still_imports_from_its_former_module():
     from lightning_hybrid.quant.linear import bit_linears
 
     assert old is bit_linears
+
+
+# The default head rule on the module trees the libraries users bring build (names as torchvision 0.28
+# and timm 1.0 register them; the layers are smaller).
+def _resnet_like():
+    model = nn.Module()
+    model.layer1 = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten())
+    model.fc = nn.Linear(8, 10)  # torchvision's ResNet: the last module, named fc
+    return model
+
+
+def _vgg_like():
+    model = nn.Module()
+    model.features = nn.Conv2d(3, 8, 3)
+    layers = [nn.Linear(8, 16), nn.ReLU(), nn.Dropout(), nn.Linear(16, 16), nn.ReLU(), nn.Dropout(), nn.Linear(16, 10)]
+    model.classifier = nn.Sequential(*layers)  # torchvision's VGG: classifier.0, .3 hidden, .6 the head
+    return model
+
+
+def _convnext_like():
+    model, head = nn.Module(), nn.Module()
+    model.stages = nn.Sequential(nn.Linear(8, 8))
+    head.norm, head.fc = nn.LayerNorm(8), nn.Linear(8, 10)  # timm's NormMlpClassifierHead
+    model.head = head
+    return model
+
+
+def _hidden_fc():
+    model = nn.Module()
+    model.block = nn.Module()
+    model.block.fc = nn.Linear(8, 8)  # an MLP's hidden layer named fc: not the last Linear
+    model.output = nn.Linear(8, 10)
+    return model
+
+
+class _HubLike(nn.Module):
+    """A transformers-style model whose head has no head name: get_output_embeddings() says which it is."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(8, 8)
+        self.vocab_projection = nn.Linear(8, 50)
+
+    def get_output_embeddings(self):
+        return self.vocab_projection
+
+
+@pytest.mark.parametrize(
+    ("build", "kept", "converted"),
+    [
+        (_vgg_like, "classifier.6", ["classifier.0", "classifier.3"]),
+        (_convnext_like, "head.fc", ["stages.0"]),
+        (_hidden_fc, "output", ["block.fc"]),
+        (_HubLike, "vocab_projection", ["body"]),
+    ],
+    ids=["torchvision-vgg", "timm-convnext", "hidden-fc", "get_output_embeddings"],
+)
+def test_the_default_rule_keeps_the_heads_of_the_libraries_users_bring(build, kept, converted):
+    model = build()
+    report = convert(model)
+    assert kept in report.skipped and "default exclude rule" in report.skipped[kept]
+    assert sorted(report.converted) == converted
+    assert type(model.get_submodule(kept)) is nn.Linear
+
+
+def test_a_resnets_only_linear_is_its_head_so_nothing_is_left_to_convert():
+    assert "fc" in convert(_resnet_like(), exclude=[]).converted  # the rule, not the layer, kept it
+    with pytest.raises(ValueError, match="skipped fc: the model.s last Linear, named fc"):
+        convert(_resnet_like())
+
+
+def test_a_hugging_face_llama_keeps_its_head():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    )
+    model = transformers.LlamaForCausalLM(config)
+    report = convert(model)
+    assert list(report.skipped) == ["lm_head"] and len(report.converted) == 7  # q k v o, gate up down
+
+
+def test_a_bert_encoder_keeps_every_layer_its_blocks_name_output_converted():
+    # BERT names a hidden projection of every block `...output.dense`: the head rule must not take it
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+    )
+    report = convert(transformers.BertModel(config))
+    assert report.skipped == {} and report.total == len(report.converted) == 2 * 6 + 1  # q k v o, in, out; pooler
