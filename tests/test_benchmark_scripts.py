@@ -1,4 +1,5 @@
-"""The kernel benchmark scripts run as shipped: the GPU one in its CPU smoke mode, the CPU one briefly."""
+"""The benchmark scripts run as shipped: the GPU kernels one in its CPU smoke mode, the CPU one briefly, the
+transformers export comparison whole."""
 
 import json
 import subprocess
@@ -30,3 +31,15 @@ def test_cpu_latency_benchmark_writes_its_table(tmp_path):
     _run(["benchmarks/packed_cpu.py", "--repeats", "1", "--calls", "2", "--out", str(tmp_path)], tmp_path)
     table = next(tmp_path.glob("cpu_latency_*thread.md")).read_text()
     assert "| 4096 -> 4096 |" in table and "| 128 -> 384 |" in table
+
+
+def test_transformers_export_benchmark_prints_both_dtypes():
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    result = subprocess.run(
+        [sys.executable, "benchmarks/transformers_export.py"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    fp32, bf16 = (line for line in result.stdout.splitlines() if "relative difference" in line)
+    assert fp32.startswith("float32") and float(fp32.split("difference ")[1].split(",")[0]) < 1e-5
+    assert bf16.startswith("bfloat16") and float(bf16.split("difference ")[1].split(",")[0]) < 3e-2

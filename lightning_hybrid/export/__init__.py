@@ -1,0 +1,36 @@
+"""Exports of a quantized model: the packed file (`packed`, loaded back with `load_packed`) and a Hugging
+Face transformers BitNet checkpoint (`transformers`). `lightning_hybrid.export.save_packed` and the other
+names of the former single module stay importable from here."""
+
+from lightning_hybrid.export.packed import (
+    FLOAT_DTYPES,
+    FORMAT,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    LayerBytes,
+    PackedFileError,
+    PackReport,
+    check_export_settings,
+    load_packed,
+    round_like_export,
+    save_packed,
+    state_sizes,
+)
+from lightning_hybrid.export.transformers_bitnet import TransformersExport, save_transformers
+
+__all__ = [
+    "FLOAT_DTYPES",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "READABLE_VERSIONS",
+    "LayerBytes",
+    "PackReport",
+    "PackedFileError",
+    "TransformersExport",
+    "check_export_settings",
+    "load_packed",
+    "round_like_export",
+    "save_packed",
+    "save_transformers",
+    "state_sizes",
+]
