@@ -16,7 +16,11 @@ from lightning_hybrid.export.packed import (
     save_packed,
     state_sizes,
 )
-from lightning_hybrid.export.transformers_bitnet import TransformersExport, save_transformers
+from lightning_hybrid.export.transformers_bitnet import (
+    TransformersExport,
+    check_transformers_settings,
+    save_transformers,
+)
 
 __all__ = [
     "FLOAT_DTYPES",
@@ -28,6 +32,7 @@ __all__ = [
     "PackedFileError",
     "TransformersExport",
     "check_export_settings",
+    "check_transformers_settings",
     "load_packed",
     "round_like_export",
     "save_packed",

@@ -143,6 +143,19 @@ def _tensors(model: nn.Module, layers: dict[str, BitLinear], dtype: torch.dtype)
     return tensors
 
 
+def check_transformers_settings(model: nn.Module, bits: float | None, act_bits: int | None) -> None:
+    """What save_transformers will refuse that is known before training: a model holding no transformers
+    model, weights other than ternary (`bits` None: not quantized), activations other than 8-bit."""
+    _hugging_face_model(model)
+    if bits != 1.58:
+        raise ValueError(
+            f"a transformers export needs ternary weights (quant bits 1.58); this run has {bits}: transformers' "
+            "BitNet layers are 1.58-bit only."
+        )
+    if act_bits != 8:
+        raise ValueError(f"a transformers export needs 8-bit activations (quant act_bits 8); this run has {act_bits}.")
+
+
 def save_transformers(model: nn.Module, directory: str | os.PathLike, tokenizer: Any = None) -> TransformersExport:
     """Write `model` (a transformers PreTrainedModel, or a module holding one, whose Linears TernaryQAT or
     `convert` quantized) to `directory` as a transformers BitNet checkpoint: config.json with its

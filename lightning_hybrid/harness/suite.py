@@ -34,9 +34,10 @@ def standings(results: list[dict[str, Any]], reference: str) -> list[Standing]:
         ref = next((s for s in summaries if s.method == reference), None)
         if not target or ref is None or not ref.steps_to_target:
             continue
+        base = ref.best.mean  # of the recorded finals, as every method's means are (the target is unrounded)
         for s in summaries:
             steps = s.steps_to_target / ref.steps_to_target if s.steps_to_target else None
-            out.append(Standing(workload, s.method, s.best.mean / target, s.worst_mean / target, steps))
+            out.append(Standing(workload, s.method, s.best.mean / base, s.worst_mean / base, steps))
     return out
 
 

@@ -66,6 +66,8 @@ RESULT_FIELDS = [
     "optimizer_state_bytes",
     "callback_state_bytes",
 ]
+# What a run's result.json keeps of the main job's summary (the callbacks' own summaries by class name)
+RECORDED = ("train_loss", "quant_error_mean", "file_bytes", "AuxLRController", "TrustRegion", "LearnedScale")
 SECTIONS = ("across", "cost", "per_workload")  # of summary.md, in this order
 
 
@@ -146,12 +148,7 @@ def run_one(run: RunSpec, out_dir: Path, log_every: int, invocation: str) -> dic
         result.update(
             status="ok" if ok else "failed", reason="" if ok else f"final val loss {final}", final_val_loss=final
         )
-        result.update(
-            {
-                k: summary.get(k)
-                for k in ("train_loss", "quant_error_mean", "file_bytes", "AuxLRController", "TrustRegion")
-            }
-        )
+        result.update({k: summary.get(k) for k in RECORDED})
     except Exception as err:  # noqa: BLE001 - a failing run is recorded and the grid goes on
         result.update(status="failed", reason=f"{type(err).__name__}: {err}"[:300])
     result.update(recorder.as_dict(), wall_s=round(time.perf_counter() - start, 1))

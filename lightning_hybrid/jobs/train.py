@@ -17,16 +17,18 @@ from safetensors.torch import save_model
 from lightning_hybrid.callbacks.checkpoint import LastCheckpoint
 from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.distill import Distillation
-from lightning_hybrid.export import check_export_settings
+from lightning_hybrid.export import check_export_settings, check_transformers_settings, save_transformers
 from lightning_hybrid.jobs.configs import build_callbacks, config_dir
 from lightning_hybrid.jobs.errors import reported
 from lightning_hybrid.jobs.logs import log_run_to_file
 from lightning_hybrid.jobs.resume import checkpoint_of, register_resolvers, resumed_config, resumed_logger
 from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_run
 from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export
+from lightning_hybrid.utils.checks import choice
 
 register_resolvers()
 
+EXPORT_FORMATS = ("packed", "transformers")
 EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}  # the shells' codes for a process stopped by SIGINT / SIGTERM
 
 
@@ -75,6 +77,7 @@ def train(
     datamodule = instantiate(cfg.data)
     # plain containers in the hparams, so that checkpoints load with torch.load(weights_only=True)
     model = instantiate(cfg.model, **model_kwargs(datamodule), _convert_="all")
+    check_model_exports(cfg, model)
     if cfg.get("init_from"):
         load_run_weights(model, cfg.init_from, "init_from")
     fitted = with_teacher(cfg, model, getattr(datamodule, "vocab_size", None))
@@ -101,8 +104,7 @@ def train(
     if trainer.is_global_zero:
         save_model(model, output_dir / WEIGHTS)  # full precision (latent) weights: init_from and teachers read them
         if qat:
-            path = output_dir / "model.packed.safetensors"
-            summary.update(packed_export(model, path, cfg.export_layout, cfg.get("export_float_dtype")))
+            summary.update(write_exports(cfg, model, output_dir))
     return finish(summary, output_dir, trainer, describe(summary, output_dir))
 
 
@@ -110,8 +112,30 @@ def check_settings(cfg: DictConfig) -> None:
     """What the job itself reads after training, checked before it: a wrong value fails in seconds."""
     names = ("export_layout", "export_float_dtype")
     check_export_settings(cfg.export_layout, cfg.get("export_float_dtype"), names)
+    for export_format in cfg.get("export_formats", ["packed"]):
+        choice("export_formats", export_format, EXPORT_FORMATS)
     if cfg.get("init_from") and not Path(cfg.init_from).is_dir():
         raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
+
+
+def check_model_exports(cfg: DictConfig, model: pl.LightningModule) -> None:
+    """The exports' demands on the model, checked once it is built and before it trains."""
+    if "transformers" in cfg.get("export_formats", []):
+        quant = cfg.get("quant") or {}
+        quantized = quant.get("enabled", True) and "_target_" in quant
+        check_transformers_settings(model, quant.get("bits") if quantized else None, quant.get("act_bits"))
+
+
+def write_exports(cfg: DictConfig, model: pl.LightningModule, output_dir: Path) -> dict[str, Any]:
+    """The configured export formats of a quantized model, written into the run directory; their summary."""
+    written: dict[str, Any] = {}
+    formats = cfg.get("export_formats", ["packed"])
+    if "packed" in formats:
+        path = output_dir / "model.packed.safetensors"
+        written.update(packed_export(model, path, cfg.export_layout, cfg.get("export_float_dtype")))
+    if "transformers" in formats:
+        written["transformers_dir"] = str(save_transformers(model, output_dir / "transformers").directory)
+    return written
 
 
 def stopped(trainer: pl.Trainer, callbacks: Sequence[pl.Callback], output_dir: Path) -> None:
@@ -155,6 +179,8 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
                 f"{summary['compression_vs_fp32']}x vs fp32, {summary['compression_vs_bf16']}x vs bf16 (whole model)",
             ),
         ]
+    if "transformers_dir" in summary:
+        rows.append(("transformers", f"{summary['transformers_dir']} (AutoModelForCausalLM.from_pretrained)"))
     rows.append(("run directory", f"{output_dir} (CSV metrics in csv/metrics.csv)"))
     return format_summary("lightning_hybrid run summary", rows, label_width=17)
 

@@ -16,6 +16,10 @@ class SupervisedModule(pl.LightningModule):
     def _loss(self, batch) -> torch.Tensor:
         raise NotImplementedError
 
+    def loss(self, batch) -> torch.Tensor:
+        """The training loss of a batch, nothing logged."""
+        return self._loss(batch)
+
     @override
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self._loss(batch)

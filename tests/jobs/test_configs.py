@@ -42,6 +42,12 @@ def test_model_group(option):
     cfg = _compose(f"model={option}")
     if option == "mlp":  # a classifier: the data gives its input width and classes
         assert isinstance(instantiate(cfg.model, in_features=64, num_classes=10), MLPClassifier)
+    elif option == "llama":  # a transformers Llama (the export extra)
+        pytest.importorskip("transformers")
+        from lightning_hybrid.models import LlamaLanguageModel
+
+        model = instantiate(cfg.model, vocab_size=256)
+        assert isinstance(model, LlamaLanguageModel) and model.model.config.max_position_embeddings == 64
     else:
         assert isinstance(instantiate(cfg.model, vocab_size=256), LanguageModel)
 

@@ -205,3 +205,47 @@ def test_optuna_sweeper_minimizes_the_val_loss_the_job_returns(tmp_path):
     assert len(lrs) == 2 and all(3e-4 <= lr <= 1e-2 for lr in lrs)  # conf/hydra/sweeper/lr_search.yaml's range
     best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert best["best_value"] == min(t["val_loss"] for t in trials)  # oracle: the trials' own summaries
+
+
+# model=llama at the smoke run's size (its own keys: experiment=smoke sets the GPT's)
+LLAMA = [
+    "model=llama",
+    "model.hidden_size=32",
+    "model.intermediate_size=64",
+    "model.num_hidden_layers=1",
+    "model.num_attention_heads=2",
+    "model.num_key_value_heads=1",
+    "model.warmup_steps=2",
+]
+
+
+@pytest.mark.slow
+def test_main_job_trains_a_llama_and_writes_a_transformers_checkpoint_with_its_logits(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lightning_hybrid.train", f"hydra.run.dir={run}", "trainer.max_steps=20"]
+    cmd += ["trainer.val_check_interval=10", "data.max_bytes=200000", "data.val_windows=48", *LLAMA]
+    cmd += ["export_formats=[packed,transformers]", "callbacks.progress_bar=null"]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["transformers_dir"] == str(run / "transformers") and summary["file_bytes"] > 0
+    # oracle: the job's own latent weights, converted again, against what transformers loads
+    from safetensors.torch import load_file
+
+    from lightning_hybrid.models import LlamaLanguageModel
+    from lightning_hybrid.quant import convert
+
+    ours = LlamaLanguageModel(vocab_size=256, block_size=64, **_llama_sizes()).eval()
+    ours.load_state_dict(load_file(run / "model.safetensors"))
+    convert(ours)
+    ids = torch.randint(0, 256, (1, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), torch._dynamo.config.patch(disable=True):
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(run / "transformers", dtype=torch.float32).eval()
+        torch.testing.assert_close(loaded(input_ids=ids).logits, ours(ids), rtol=1e-5, atol=1e-5)
+
+
+def _llama_sizes() -> dict:
+    sizes = dict(override.removeprefix("model.").split("=") for override in LLAMA[1:])
+    return {key: int(value) for key, value in sizes.items()}

@@ -40,3 +40,11 @@ def test_a_subclass_with_a_loss_trains_and_logs_both_losses(tmp_path):
 def test_a_subclass_without_a_loss_says_so():
     with pytest.raises(NotImplementedError):
         SupervisedModule()._loss(None)
+
+
+def test_loss_is_the_training_loss_without_logging():
+    model = Regression()
+    x = torch.randn(8, 3)
+    batch = (x, x.sum(1, keepdim=True))
+    expected = torch.nn.functional.mse_loss(model.net(x), batch[1])  # oracle: the loss written out
+    assert torch.equal(model.loss(batch), expected)
