@@ -106,8 +106,9 @@ def _hugging_face_model(model: nn.Module) -> nn.Module:
 
     if isinstance(model, PreTrainedModel):
         return model
-    found = [m for m in model.modules() if isinstance(m, PreTrainedModel)]
-    outermost = [m for m in found if not any(m is not o and m in set(o.modules()) for o in found)]
+    found = [m for m in model.modules() if isinstance(m, PreTrainedModel)]  # an outer one before its parts
+    inside_first = set(found[0].modules()) if found else set()
+    outermost = [m for m in found if m not in inside_first] + found[:1]
     if len(outermost) != 1:
         raise ValueError(
             f"save_transformers needs a transformers PreTrainedModel (or a module holding exactly one); "

@@ -5,15 +5,14 @@ llama.cpp can run (lightning_hybrid.export.save_transformers)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from typing_extensions import override
 
-from lightning_hybrid.models.supervised import SupervisedModule
+from lightning_hybrid.models.lm import NextTokenModule
 from lightning_hybrid.optim import OptimizerSettings
 from lightning_hybrid.utils.settings import pick
 
 
-class LlamaLanguageModel(SupervisedModule):
+class LlamaLanguageModel(NextTokenModule):
     """Next-token language model around `transformers.LlamaForCausalLM(LlamaConfig(...))`, trained as
     LanguageModel is (AdamW, warm-up, cosine: lightning_hybrid.optim.OptimizerSettings' arguments).
 
@@ -72,8 +71,3 @@ class LlamaLanguageModel(SupervisedModule):
     @override
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids=idx).logits
-
-    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))

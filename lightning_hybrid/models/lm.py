@@ -12,7 +12,17 @@ from lightning_hybrid.optim import OptimizerSettings
 from lightning_hybrid.utils.settings import pick
 
 
-class LanguageModel(SupervisedModule):
+class NextTokenModule(SupervisedModule):
+    """A SupervisedModule whose forward maps token ids to logits and whose loss is next-token cross-entropy
+    (computed in fp32, whatever the logits' dtype)."""
+
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
+
+
+class LanguageModel(NextTokenModule):
     """Next-token language model. Defaults follow nanoGPT's shakespeare_char recipe (AdamW, betas
     (0.9, 0.99), weight decay 0.1 on matrices, 100 warm-up steps, cosine to lr / 10).
 
@@ -50,8 +60,3 @@ class LanguageModel(SupervisedModule):
     @override
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
-
-    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), y.reshape(-1))
