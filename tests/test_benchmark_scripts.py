@@ -46,3 +46,26 @@ def test_transformers_export_benchmark_compares_in_both_dtypes():
         fp32, bf16 = compare(torch.float32), compare(torch.bfloat16)
     assert fp32.startswith("float32") and float(fp32.split("difference ")[1].split(",")[0]) < 1e-5
     assert bf16.startswith("bfloat16") and float(bf16.split("difference ")[1].split(",")[0]) < 3e-2
+
+
+@pytest.mark.slow
+def test_gguf_export_benchmark_sizes_every_format_and_decodes_on_every_backend(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    pytest.importorskip("llama_cpp", reason="llama.cpp not installed: pip install 'lightning_hybrid[llamacpp]'")
+    run = tmp_path / "run"
+    sizes = ["model.hidden_size=256", "model.intermediate_size=256", "model.num_hidden_layers=1"]
+    train = ["-m", "lightning_hybrid.train", "model=llama", *sizes, "trainer.max_steps=5", "data.max_bytes=100000"]
+    _run([*train, "data.val_windows=48", "callbacks.progress_bar=null", f"hydra.run.dir={run}"], tmp_path)
+    _run(["benchmarks/gguf_export.py", str(run), "--rounds", "1", "--out", str(tmp_path / "out")], tmp_path)
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["bytes"]["gguf TQ1_0"] < results["bytes"]["gguf TQ2_0"] < results["bytes"]["gguf F16"]
+    assert set(results["decode"]) == {
+        "fp32 PyTorch (the latent weights)",
+        "PackedBitLinear (ours)",
+        "llama.cpp TQ2_0",
+        "llama.cpp TQ1_0",
+        "llama.cpp F16",
+    }
+    assert all(row["tokens_per_s"] > 0 for row in results["decode"].values())
+    assert results["decode"]["PackedBitLinear (ours)"]["greedy_tokens_equal_to_ours"] == 63  # itself

@@ -1,7 +1,9 @@
-"""Exports of a quantized model: the packed file (`packed`, loaded back with `load_packed`) and a Hugging
-Face transformers BitNet checkpoint (`transformers`). `lightning_hybrid.export.save_packed` and the other
+"""Exports of a quantized model: the packed file (`packed`, loaded back with `load_packed`), a Hugging
+Face transformers BitNet checkpoint (`transformers`) and a GGUF file for llama.cpp (`gguf`; its numerics
+emulated by `llama_cpp`). `lightning_hybrid.export.save_packed` and the other
 names of the former single module stay importable from here."""
 
+from lightning_hybrid.export.gguf_llama import GGUFExport, check_gguf_settings, save_gguf
 from lightning_hybrid.export.packed import (
     FLOAT_DTYPES,
     FORMAT,
@@ -26,15 +28,18 @@ __all__ = [
     "FLOAT_DTYPES",
     "FORMAT",
     "FORMAT_VERSION",
+    "GGUFExport",
     "READABLE_VERSIONS",
     "LayerBytes",
     "PackReport",
     "PackedFileError",
     "TransformersExport",
     "check_export_settings",
+    "check_gguf_settings",
     "check_transformers_settings",
     "load_packed",
     "round_like_export",
+    "save_gguf",
     "save_packed",
     "save_transformers",
     "state_sizes",

@@ -17,7 +17,14 @@ from safetensors.torch import save_model
 from lightning_hybrid.callbacks.checkpoint import LastCheckpoint
 from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.distill import Distillation
-from lightning_hybrid.export import check_export_settings, check_transformers_settings, save_transformers
+from lightning_hybrid.export import (
+    check_export_settings,
+    check_gguf_settings,
+    check_transformers_settings,
+    save_gguf,
+    save_transformers,
+)
+from lightning_hybrid.export.gguf_llama import FLOAT_TYPES, TERNARY_TYPES
 from lightning_hybrid.jobs.configs import build_callbacks, config_dir
 from lightning_hybrid.jobs.errors import reported
 from lightning_hybrid.jobs.logs import log_run_to_file
@@ -28,7 +35,11 @@ from lightning_hybrid.utils.checks import choice
 
 register_resolvers()
 
-EXPORT_FORMATS = ("packed", "transformers")
+EXPORT_FORMATS = ("packed", "transformers", "gguf")
+GGUF_KEYS = {  # the job's key: save_gguf's argument, its values, the default
+    "export_gguf_type": ("ternary_type", TERNARY_TYPES, "TQ2_0"),
+    "export_gguf_float_type": ("float_type", FLOAT_TYPES, "F16"),
+}
 EXIT_CODES = {"Ctrl-C": 130, "SIGTERM": 143}  # the shells' codes for a process stopped by SIGINT / SIGTERM
 
 
@@ -114,16 +125,32 @@ def check_settings(cfg: DictConfig) -> None:
     check_export_settings(cfg.export_layout, cfg.get("export_float_dtype"), names)
     for export_format in cfg.get("export_formats", ["packed"]):
         choice("export_formats", export_format, EXPORT_FORMATS)
+    gguf_arguments(cfg)
     if cfg.get("init_from") and not Path(cfg.init_from).is_dir():
         raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
 
 
+def gguf_vocab(cfg: DictConfig) -> str:
+    """The gguf export's vocabulary: bytes for byte-level text data, none (token ids only) otherwise."""
+    return "bytes" if cfg.data.get("tokenizer") == "byte" else "none"
+
+
 def check_model_exports(cfg: DictConfig, model: pl.LightningModule) -> None:
     """The exports' demands on the model, checked once it is built and before it trains."""
-    if "transformers" in cfg.get("export_formats", []):
-        quant = cfg.get("quant") or {}
-        quantized = quant.get("enabled", True) and "_target_" in quant
+    formats = cfg.get("export_formats", [])
+    quant = cfg.get("quant") or {}
+    quantized = quant.get("enabled", True) and "_target_" in quant
+    if "transformers" in formats:
         check_transformers_settings(model, quant.get("bits") if quantized else None, quant.get("act_bits"))
+    if "gguf" in formats:
+        if not quantized:
+            raise ValueError("a gguf export needs quantized weights (quant=ternary or binary); this run has none.")
+        check_gguf_settings(model, **gguf_arguments(cfg), vocab=gguf_vocab(cfg))
+
+
+def gguf_arguments(cfg: DictConfig) -> dict[str, str]:
+    """save_gguf's types from the job's keys; a wrong value names the key."""
+    return {arg: choice(key, cfg.get(key, default), options) for key, (arg, options, default) in GGUF_KEYS.items()}
 
 
 def write_exports(cfg: DictConfig, model: pl.LightningModule, output_dir: Path) -> dict[str, Any]:
@@ -135,6 +162,9 @@ def write_exports(cfg: DictConfig, model: pl.LightningModule, output_dir: Path) 
         written.update(packed_export(model, path, cfg.export_layout, cfg.get("export_float_dtype")))
     if "transformers" in formats:
         written["transformers_dir"] = str(save_transformers(model, output_dir / "transformers").directory)
+    if "gguf" in formats:
+        export = save_gguf(model, output_dir / "model.gguf", **gguf_arguments(cfg), vocab=gguf_vocab(cfg))
+        written.update(gguf_file=str(export.path), gguf_bytes=export.file_bytes, gguf_type=export.ternary_type)
     return written
 
 
@@ -181,6 +211,9 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
         ]
     if "transformers_dir" in summary:
         rows.append(("transformers", f"{summary['transformers_dir']} (AutoModelForCausalLM.from_pretrained)"))
+    if "gguf_file" in summary:
+        gguf = f"{summary['gguf_file']} ({summary['gguf_bytes']} bytes, ternary layers {summary['gguf_type']})"
+        rows.append(("gguf", gguf))
     rows.append(("run directory", f"{output_dir} (CSV metrics in csv/metrics.csv)"))
     return format_summary("lightning_hybrid run summary", rows, label_width=17)
 

@@ -1,6 +1,6 @@
 """LlamaLanguageModel: a Hugging Face transformers LlamaForCausalLM, built from a config (no download), as
 the main job's language model (`model=llama`), so that TernaryQAT trains a model transformers and
-llama.cpp can run (lightning_hybrid.export.save_transformers)."""
+llama.cpp can run (lightning_hybrid.export.save_transformers, save_gguf)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ class LlamaLanguageModel(NextTokenModule):
         self,
         vocab_size: int = 256,
         block_size: int = 64,
-        hidden_size: int = 128,
-        intermediate_size: int = 384,
-        num_hidden_layers: int = 4,
+        hidden_size: int = 256,
+        intermediate_size: int = 512,
+        num_hidden_layers: int = 2,
         num_attention_heads: int = 4,
         num_key_value_heads: int = 4,
         rms_norm_eps: float = 1e-5,

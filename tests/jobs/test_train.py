@@ -249,3 +249,37 @@ def test_main_job_trains_a_llama_and_writes_a_transformers_checkpoint_with_its_l
 def _llama_sizes() -> dict:
     sizes = dict(override.removeprefix("model.").split("=") for override in LLAMA[1:])
     return {key: int(value) for key, value in sizes.items()}
+
+
+# the rows of llama.cpp's ternary types are multiples of 256
+GGUF_LLAMA = ["model.hidden_size=256", "model.intermediate_size=256", *LLAMA[3:]]
+
+
+@pytest.mark.slow
+def test_main_job_writes_a_gguf_file_that_decodes_to_its_ternary_weights(tmp_path):
+    gguf = pytest.importorskip("gguf")
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lightning_hybrid.train", f"hydra.run.dir={run}", "trainer.max_steps=10"]
+    cmd += ["trainer.val_check_interval=10", "data.max_bytes=200000", "data.val_windows=48", "model=llama"]
+    cmd += [*GGUF_LLAMA, "export_formats=[gguf]", "export_gguf_type=TQ1_0", "callbacks.progress_bar=null"]
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["gguf_file"] == str(run / "model.gguf") and summary["gguf_type"] == "TQ1_0"
+    assert "file_bytes" not in summary  # no packed export was asked for
+    from safetensors.torch import load_file
+
+    from lightning_hybrid.models import LlamaLanguageModel
+    from lightning_hybrid.quant import reference as ref
+
+    sizes = dict(override.removeprefix("model.").split("=") for override in GGUF_LLAMA)
+    ours = LlamaLanguageModel(vocab_size=256, block_size=64, **{k: int(v) for k, v in sizes.items()})
+    ours.load_state_dict(load_file(run / "model.safetensors"))
+    tensors = {t.name: t for t in gguf.GGUFReader(run / "model.gguf").tensors}
+    # oracle: the job's latent weights quantized again (ffn_down is not permuted; its rows are 256 long)
+    codes, scale = ref.ternary_codes(ours.model.model.layers[0].mlp.down_proj.weight)
+    down = tensors["blk.0.ffn_down.weight"]
+    assert down.tensor_type.name == "TQ1_0"
+    decoded = torch.from_numpy(gguf.quants.dequantize(down.data, down.tensor_type).copy())
+    torch.testing.assert_close(decoded, codes.float() * scale.half().float(), rtol=0, atol=0)
+    assert tensors["output.weight"].tensor_type.name == "F16"  # lm_head: kept by the default rule
