@@ -53,8 +53,6 @@ def test_the_mistake_is_found_behind_hydras_wrapper_and_a_bug_is_not_a_mistake()
             "`export_formats` must be one of 'packed', 'transformers', 'gguf'; got 'onnx'.",
         ),
         ("export_formats=[transformers]", "save_transformers needs a transformers PreTrainedModel"),  # model=gpt
-        ("export_formats=[gguf]", "save_gguf writes Llama-architecture models"),  # model=gpt
-        ("export_gguf_type=TQ3_0", "`export_gguf_type` must be one of 'TQ2_0', 'TQ1_0', 'F16', 'F32'; got 'TQ3_0'."),
     ],
 )
 def test_the_main_job_prints_a_mistake_without_a_traceback_and_fails_fast(tmp_path, override, message):
