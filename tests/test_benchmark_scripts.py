@@ -69,3 +69,12 @@ def test_gguf_export_benchmark_sizes_every_format_and_decodes_on_every_backend(t
     }
     assert all(row["tokens_per_s"] > 0 for row in results["decode"].values())
     assert results["decode"]["PackedBitLinear (ours)"]["greedy_tokens_equal_to_ours"] == 63  # itself
+
+
+def test_step_overhead_benchmark_times_every_row(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "benchmarks/step_overhead.py", "--rounds", "2"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.endswith(" ms")]
+    assert len(rows) == 4 and all(float(line.rsplit(": ", 1)[1].removesuffix(" ms")) > 0 for line in rows)
