@@ -7,6 +7,9 @@ The environment variable LIGHTNING_HYBRID_KERNELS chooses:
   * "torch": the reference everywhere, whose packed outputs equal the QAT model's bit for bit.
   * "triton": the Triton kernels on any device; on a CPU that needs TRITON_INTERPRET=1 set before
     triton is first imported (the tests run them that way).
+Under "auto" each Triton kernel first runs once per key (device, dtypes, bits) on a small input against
+the torch reference, and a kernel that fails to compile, raises or disagrees falls back to the reference
+for that key with one warning (kernels/guard.py); "triton" checks nothing and raises.
 Nothing here imports triton until a kernel is asked for.
 """
 
