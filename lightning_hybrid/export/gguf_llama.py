@@ -212,7 +212,7 @@ class _Plan:
         qtype = self.qtype(self.ternary_type)
         # A block lies in one row and its nonzero values are all +-(the row's scale): the block maximum TQ
         # quantization takes as its scale is that scale, and the codes come back exactly.
-        return self.gguf.quants.quantize(values.numpy(), qtype), qtype
+        return self.gguf.quants.quantize(values.cpu().numpy(), qtype), qtype
 
 
 def _write_metadata(writer, config, name: str) -> None:
