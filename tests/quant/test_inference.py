@@ -79,3 +79,14 @@ print("ok")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_the_packed_layer_compiles_in_one_graph_and_matches_eager():
+    """Oracle: the eager layer (its integer sums are exact; the scales may round in another order: 1e-6)."""
+    layer, x = _layer(k=64, n=48), torch.randn(3, 64)
+    explained = torch._dynamo.explain(layer)(x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+    torch._dynamo.reset()
+    eager = layer(x)
+    torch.testing.assert_close(torch.compile(layer)(x), eager, rtol=1e-6, atol=1e-6 * float(eager.abs().max()))

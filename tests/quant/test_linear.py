@@ -46,3 +46,25 @@ def test_bitlinear_act_bits_none_leaves_input_alone():
     from lightning_hybrid.quant.reference import quantize_weight
 
     torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, quantize_weight(layer.weight, 1.58), layer.bias))
+
+
+def test_bitlinear_traces_into_one_graph_without_breaks():
+    torch.manual_seed(0)
+    explained = torch._dynamo.explain(BitLinear(64, 48))(torch.randn(4, 64))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+
+
+@pytest.mark.slow
+def test_bitlinear_compiled_by_inductor_matches_eager_forward_and_gradients():
+    """Oracle: the eager layer; inductor reorders float sums, so 1e-6 of the largest value (measured 1.1e-7)."""
+    torch.manual_seed(0)
+    layer, x = BitLinear(64, 48), torch.randn(4, 64, requires_grad=True)
+    results = []
+    for forward in (layer, torch.compile(layer)):
+        x.grad = layer.weight.grad = layer.bias.grad = None
+        out = forward(x)
+        out.square().sum().backward()
+        results.append([out.detach(), x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()])
+    for eager, compiled in zip(*results):
+        scale = float(eager.abs().max())
+        torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6 * scale)
