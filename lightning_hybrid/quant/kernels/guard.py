@@ -44,7 +44,7 @@ def reset() -> None:
 def _warn(kernel: str, key: tuple, why: str, when: str) -> None:
     warnings.warn(
         f"lightning_hybrid: the Triton kernel {kernel} failed {when} for {key}: {why}. This key runs on the torch "
-        "reference from now on (slower, same numbers). LIGHTNING_HYBRID_KERNELS=torch silences this; "
+        "reference from now on (slower; the same values to rounding). LIGHTNING_HYBRID_KERNELS=torch silences this; "
         "LIGHTNING_HYBRID_KERNELS=triton makes the error raise.",
         stacklevel=4,
     )
