@@ -70,13 +70,18 @@ class PackedBitLinear(nn.Module):
         return ref.dequantize(codes, scale, self.weight_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layout == "2bit" and self._triton_ok(x):
-            from lightning_hybrid.quant.kernels.bitlinear import packed_linear
-
-            key = guard.packed_linear_key(x, self.bits, self.act_bits, self.weight_dtype)
-            args = (x, self.weight_packed, self.weight_scale, self.bias, self.in_features, self.act_bits)
-            out = guard.call("packed_linear", key, lambda: packed_linear(*args))
-            if out is not None:  # None: the kernel failed under "auto"; the reference below runs instead
+        if self.layout == "2bit" and kernels.use_triton(x):
+            out = guard.packed_linear(
+                x,
+                self.weight_packed,
+                self.weight_scale,
+                self.bias,
+                self.in_features,
+                self.bits,
+                self.act_bits,
+                self.weight_dtype,
+            )
+            if out is not None:  # None: safe dispatch sent this key to the reference below (kernels/guard.py)
                 return out
         if self.act_bits is None or self.act_bits > 8:
             xq = x if self.act_bits is None else ref.quantize_activation(x, self.act_bits)
@@ -90,10 +95,6 @@ class PackedBitLinear(nn.Module):
             sums = ref.code_sums(x_codes, self.codes(), self.width.max_code)
         out = ref.scale_sums(sums, x_scale, self.weight_scale, self.bias, ref.output_dtype(x))
         return out.reshape(*x.shape[:-1], self.out_features)
-
-    def _triton_ok(self, x: torch.Tensor) -> bool:
-        """The Triton path is asked for and, under "auto", passed its check for this key (kernels/guard.py)."""
-        return kernels.use_triton(x) and guard.packed_linear_trusted(x, self.bits, self.act_bits, self.weight_dtype)
 
     def extra_repr(self) -> str:
         return (

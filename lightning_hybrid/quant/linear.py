@@ -63,20 +63,13 @@ class BitLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Integer matmuls need integer codes, which a blended (lam < 1) weight or input does not have.
-        if self.quant_lambda >= 1.0 and self._triton_ok(x):
-            from lightning_hybrid.quant.kernels.bitlinear import bit_linear
-
-            key = guard.bit_linear_key(x, self.weight, self.bits, self.act_bits)
-            out = guard.call("bit_linear", key, lambda: bit_linear(x, self.weight, self.bias, self.bits, self.act_bits))
-            if out is not None:  # None: the kernel failed under "auto"; the reference below runs instead
+        if self.quant_lambda >= 1.0 and kernels.use_triton(x):
+            out = guard.bit_linear(x, self.weight, self.bias, self.bits, self.act_bits)
+            if out is not None:  # None: safe dispatch sent this key to the reference below (kernels/guard.py)
                 return out
         if self.quant_lambda >= 1.0 and self.act_bits is not None and self.act_bits <= 8:
             return ref.integer_linear(x, self.weight, self.bias, self.bits, self.act_bits)
         return F.linear(self.quantized_input(x), self.quantized_weight(), self.bias)  # [M, K] @ [N, K]^T -> [M, N]
-
-    def _triton_ok(self, x: torch.Tensor) -> bool:
-        """The Triton path is asked for and, under "auto", passed its check for this key (kernels/guard.py)."""
-        return kernels.use_triton(x) and guard.bit_linear_trusted(x, self.weight, self.bits, self.act_bits)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, bits={self.bits}, act_bits={self.act_bits}"

@@ -114,18 +114,15 @@ def reference_packed(x, codes, scale, bias, bits: float, act_bits: int | None, w
     return ref.scale_sums(sums, x_scale, scale, bias, ref.output_dtype(x))
 
 
-def bit_linear_key(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> tuple:
+def _bit_linear_key(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> tuple:
     return (str(x.device), x.dtype, weight.dtype, bits, act_bits)
 
 
-def packed_linear_key(x: torch.Tensor, bits: float, act_bits: int | None, weight_dtype: torch.dtype) -> tuple:
+def _packed_linear_key(x: torch.Tensor, bits: float, act_bits: int | None, weight_dtype: torch.dtype) -> tuple:
     return (str(x.device), x.dtype, weight_dtype, bits, act_bits)
 
 
-def bit_linear_trusted(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> bool:
-    """Whether BitLinear's Triton path may run for this input and weight (module doc)."""
-    key = bit_linear_key(x, weight, bits, act_bits)
-
+def _bit_linear_trial(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> Trial:
     def trial() -> list[tuple[torch.Tensor, torch.Tensor]]:
         from lightning_hybrid.quant.kernels.bitlinear import bit_linear
 
@@ -134,13 +131,10 @@ def bit_linear_trusted(x: torch.Tensor, weight: torch.Tensor, bits: float, act_b
         b = _random((TRIAL_OUT,), x.device, weight.dtype, 2)
         return [(bit_linear(a, w, b, bits, act_bits), reference_linear(a, w, b, bits, act_bits))]
 
-    return trusted("bit_linear", key, trial)
+    return trial
 
 
-def packed_linear_trusted(x: torch.Tensor, bits: float, act_bits: int | None, weight_dtype: torch.dtype) -> bool:
-    """Whether PackedBitLinear's Triton path ("2bit" bytes) may run for this input (module doc)."""
-    key = packed_linear_key(x, bits, act_bits, weight_dtype)
-
+def _packed_linear_trial(x: torch.Tensor, bits: float, act_bits: int | None, weight_dtype: torch.dtype) -> Trial:
     def trial() -> list[tuple[torch.Tensor, torch.Tensor]]:
         from lightning_hybrid.quant.kernels.bitlinear import packed_linear
 
@@ -154,4 +148,39 @@ def packed_linear_trusted(x: torch.Tensor, bits: float, act_bits: int | None, we
             pairs.append((got, reference_packed(a, codes, scale, bias, bits, act_bits, weight_dtype)))
         return pairs
 
-    return trusted("packed_linear", key, trial)
+    return trial
+
+
+def bit_linear_trusted(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> bool:
+    """Whether BitLinear's Triton path may run for this input and weight (module doc)."""
+    return trusted(
+        "bit_linear", _bit_linear_key(x, weight, bits, act_bits), _bit_linear_trial(x, weight, bits, act_bits)
+    )
+
+
+def packed_linear_trusted(x: torch.Tensor, bits: float, act_bits: int | None, weight_dtype: torch.dtype) -> bool:
+    """Whether PackedBitLinear's Triton path ("2bit" bytes) may run for this input (module doc)."""
+    key = _packed_linear_key(x, bits, act_bits, weight_dtype)
+    return trusted("packed_linear", key, _packed_linear_trial(x, bits, act_bits, weight_dtype))
+
+
+def bit_linear(x, weight, bias, bits: float, act_bits: int | None) -> torch.Tensor | None:
+    """BitLinear's forward (lam = 1) on the Triton kernel, or None where this key runs on the reference."""
+    key = _bit_linear_key(x, weight, bits, act_bits)
+    if not trusted("bit_linear", key, _bit_linear_trial(x, weight, bits, act_bits)):
+        return None
+    from lightning_hybrid.quant.kernels.bitlinear import bit_linear as kernel
+
+    return call("bit_linear", key, lambda: kernel(x, weight, bias, bits, act_bits))
+
+
+def packed_linear(
+    x, packed, scale, bias, in_features: int, bits: float, act_bits: int | None, weight_dtype: torch.dtype
+) -> torch.Tensor | None:
+    """PackedBitLinear's forward on the Triton kernel, or None where this key runs on the reference."""
+    key = _packed_linear_key(x, bits, act_bits, weight_dtype)
+    if not trusted("packed_linear", key, _packed_linear_trial(x, bits, act_bits, weight_dtype)):
+        return None
+    from lightning_hybrid.quant.kernels.bitlinear import packed_linear as kernel
+
+    return call("packed_linear", key, lambda: kernel(x, packed, scale, bias, in_features, act_bits))
