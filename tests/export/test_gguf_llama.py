@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.tiny_llama import tiny_llama as _llama
 from lightning_hybrid.export import save_gguf
 from lightning_hybrid.export.gguf_llama import permute_rotary
 from lightning_hybrid.quant import bit_linears, convert
@@ -15,21 +16,6 @@ from lightning_hybrid.quant import reference as ref
 
 transformers = pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf", reason="the gguf extra: pip install 'lightning_hybrid[gguf]'")
-
-
-def _llama(intermediate=512, vocab=256, kv_heads=2, seed=0, **extra):
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=256,
-        intermediate_size=intermediate,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=64,
-        **extra,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
 
 
 def _tensors(path):

@@ -9,26 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.tiny_llama import tiny_llama as _llama
 from lightning_hybrid.export import save_gguf
 from lightning_hybrid.export.llama_cpp import llama_cpp_numerics, q8k_activation
 from lightning_hybrid.quant import convert
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gguf", reason="the gguf extra: pip install 'lightning_hybrid[gguf]'")
-
-
-def _llama(intermediate=512, seed=0):
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=256,
-        hidden_size=256,
-        intermediate_size=intermediate,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
 
 
 def _save(model, path, **kwargs):
