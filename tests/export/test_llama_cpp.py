@@ -66,7 +66,7 @@ def test_llama_cpp_numerics_restores_the_model_afterwards():
 # llama.cpp itself: llama-cpp-python is an optional extra (built from source), not installed in CI
 requires_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
-    reason="llama.cpp not installed: pip install 'lightning_hybrid[llamacpp]' (builds from source, ~6 min)",
+    reason="llama.cpp not installed: pip install 'lightning_hybrid[llamacpp]' (builds from source, about 5 min)",
 )
 
 
