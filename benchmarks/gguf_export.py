@@ -9,7 +9,8 @@ and written in every format into a temporary directory. Decoding: one prompt tok
 with a KV cache to the model's context length (63 new tokens for context 64), --rounds times per backend,
 backends interleaved in an order that turns each round; tokens per second is the median round's.
 PyTorch backends run the transformers LlamaForCausalLM (fp32: its nn.Linear layers; packed: the layers
-load_packed installs, int8 matmuls on CPU); llama.cpp runs through llama-cpp-python. All on --threads.
+load_packed installs, on the C kernel of quant/kernels/native.py); llama.cpp runs through
+llama-cpp-python. All on --threads.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def measure(found: dict, context: int, rounds: int) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a finished main-job run of model=llama")
-    parser.add_argument("--out", type=Path, help="write results.json and results.md here")
+    parser.add_argument("--out", type=Path, help="write results_<threads>.json and .md here")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -141,8 +142,9 @@ def main() -> None:
     print("\n".join(lines))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (args.out / "results.md").write_text("\n".join(lines) + "\n")
+        stem = f"results_{args.threads}thread{'s' if args.threads > 1 else ''}"
+        (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+        (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def test_gguf_export_benchmark_sizes_every_format_and_decodes_on_every_backend(t
     train = ["-m", "lightning_hybrid.train", "model=llama", *sizes, "trainer.max_steps=5", "data.max_bytes=100000"]
     _run([*train, "data.val_windows=48", "callbacks.progress_bar=null", f"hydra.run.dir={run}"], tmp_path)
     _run(["benchmarks/gguf_export.py", str(run), "--rounds", "1", "--out", str(tmp_path / "out")], tmp_path)
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    results = json.loads((tmp_path / "out" / "results_1thread.json").read_text())
     assert results["bytes"]["gguf TQ1_0"] < results["bytes"]["gguf TQ2_0"] < results["bytes"]["gguf F16"]
     assert set(results["decode"]) == {
         "fp32 PyTorch (the latent weights)",
@@ -78,3 +78,31 @@ def test_step_overhead_benchmark_times_every_row(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line for line in result.stdout.splitlines() if line.endswith(" ms")]
     assert len(rows) == 4 and all(float(line.rsplit(": ", 1)[1].removesuffix(" ms")) > 0 for line in rows)
+
+
+def test_compile_benchmark_reports_ratios_and_the_payback_from_its_runs():
+    """The report's arithmetic on given runs (the runs themselves are main-job runs, compile=true among them,
+    which tests/jobs/test_train.py covers)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from compile_step import report
+
+    def runs(median_ms, first_s):
+        return [
+            {"median_step_s": median_ms / 1e3, "first_step_s": first_s},
+            {"median_step_s": 1.0, "first_step_s": 0.1},
+        ]
+
+    results = {
+        "fp32, eager": runs(40, 0.1),
+        "ternary, eager": runs(50, 0.1),
+        "fp32, compiled": runs(44, 10.1),
+        "ternary, compiled": runs(45, 20.1),
+    }
+    text = report(results, type("Args", (), {"steps": 200, "rounds": 2})())
+    assert "| ternary / fp32, eager | 1.250x |" not in text  # medians over both rounds, not the first alone
+    medians = {k: (v[0]["median_step_s"] + 1.0) / 2 for k, v in results.items()}
+    eager = medians["ternary, eager"] / medians["fp32, eager"]
+    assert f"| ternary / fp32, eager | {eager:.3f}x |" in text
+    saved = medians["ternary, eager"] - medians["ternary, compiled"]
+    assert f"| ternary: compile pays back after | {20.0 / saved:,.0f} steps |" in text
+    assert "| fp32: compile pays back after | never (no step is faster) |" in text

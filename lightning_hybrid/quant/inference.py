@@ -8,23 +8,28 @@ from torch import nn
 
 from lightning_hybrid.quant import formats, kernels
 from lightning_hybrid.quant import reference as ref
-from lightning_hybrid.quant.kernels import guard
+from lightning_hybrid.quant.kernels import guard, native, ops
+
+_NATIVE_INPUTS = (torch.float32, torch.bfloat16, torch.float16)
 
 
 class PackedBitLinear(nn.Module):
     """A linear layer that stores its weight packed: codes in a quant/pack.py layout plus fp32 scales (one
     for 1 and 1.58 bits, one per output row for 2, 4 and 8 bits).
 
-    The forward pass is the QAT layer's at lam = 1 (quant/reference.py), on one of three paths chosen as
+    The forward pass is the QAT layer's at lam = 1 (quant/reference.py), on one of four paths chosen as
     quant/kernels/__init__.py says:
       * reference: with activations of <= 8 bits, exact integer sums of code products scaled afterwards
         (reference.integer_linear); otherwise dequantize, then F.linear. Equal to the QAT layer bit for bit.
-      * CPU, activations of <= 8 bits: the same integer sums from an int8 matmul (torch._int_mm), so the
-        same bits as the reference, several times faster than it at large sizes.
+      * CPU, activations of <= 8 bits: one call of a C kernel that quantizes the activations and takes the
+        integer sums (kernels/native.py; ternary and 2-bit "2bit" layers read their packed bytes as they
+        are; under torch.compile it is a custom op, kernels/ops.py). The reference's bits. Where the
+        kernel cannot be built (no C compiler), and for other layouts under torch.compile, the same
+        integer sums from torch._int_mm: the same bits, slower.
       * CUDA, "2bit" layout: Triton kernels read the packed bytes and unpack them in registers; equal to
         the reference to floating-point rounding.
-    The first two unpack the codes once and keep them (1 byte a weight, not saved in the state dict;
-    `cache_codes=False` unpacks them on every call instead, keeping only the packed bytes in memory).
+    The int8 paths of other layouts unpack the codes once and keep them (1 byte a weight, not saved in the
+    state dict; `cache_codes=False` unpacks them on every call instead, keeping only the packed bytes).
     """
 
     def __init__(
@@ -41,27 +46,33 @@ class PackedBitLinear(nn.Module):
         super().__init__()
         self.cache_codes = cache_codes
         self._codes, self._codes_key = None, None
+        self._native, self._native_key = None, None  # the C kernel bound to the codes, scales and bias
         self.in_features, self.out_features = in_features, out_features
         self.bits, self.layout, self.act_bits, self.weight_dtype = bits, layout, act_bits, weight_dtype
         self.width, self.storage = formats.width(bits), formats.layout(layout)
+        self._reads_2bit = layout == "2bit" and self.width.max_code == 1  # the C kernel reads these bytes as they are
         shape = self.storage.packed_shape((out_features, in_features))
         self.register_buffer("weight_packed", torch.zeros(shape, dtype=torch.uint8))
         scales = out_features if self.width.per_row_scale else 1
         self.register_buffer("weight_scale", torch.ones(scales, dtype=torch.float32))
-        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
+        self.register_parameter(
+            "bias", None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
+        )
 
     def codes(self) -> torch.Tensor:
         """The int8 weight codes (out, in), from the cache while the packed bytes are unchanged."""
-        key = (self.weight_packed.data_ptr(), self.weight_packed._version, self.weight_packed.device)
+        packed = self._buffers["weight_packed"]  # not Module.__getattr__, ~1 us a lookup (see _native_forward)
+        key = (packed.data_ptr(), packed._version, packed.device)
         if self._codes_key == key:
             return self._codes
-        codes = self.storage.decoded(self.weight_packed, (self.out_features, self.in_features)).contiguous()
+        codes = self.storage.decoded(packed, (self.out_features, self.in_features)).contiguous()
         if self.cache_codes:
             self._codes, self._codes_key = codes, key
         return codes
 
     def _apply(self, fn, recurse=True):
-        self._codes, self._codes_key = None, None  # a move or cast leaves the cache behind
+        self._codes, self._codes_key = None, None  # a move or cast leaves the caches behind
+        self._native, self._native_key = None, None
         return super()._apply(fn, recurse)
 
     def unpacked_weight(self) -> torch.Tensor:
@@ -69,20 +80,73 @@ class PackedBitLinear(nn.Module):
         scale = self.weight_scale.reshape(-1, 1) if self.width.per_row_scale else self.weight_scale[0]
         return ref.dequantize(codes, scale, self.weight_dtype)
 
+    def _bound_native(self) -> native.Int8Linear | None:
+        """The C kernel bound to this layer's weights, scales and bias: the "2bit" bytes themselves for
+        ternary and 2-bit codes, else the int8 codes. None for scales or a bias not in fp32 (a module cast
+        to another dtype: the torch path handles them)."""
+        scale, bias, direct = self._buffers["weight_scale"], self._parameters.get("bias"), self._reads_2bit
+        weights = self._buffers["weight_packed"] if direct else self.codes()
+        key = (id(weights), weights.data_ptr(), scale.data_ptr(), 0 if bias is None else bias.data_ptr())
+        if self._native_key != key:
+            fp32 = scale.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
+            k = self.in_features if direct else None
+            self._native = native.Int8Linear(weights, scale, bias, self.act_bits, k) if fp32 else None
+            self._native_key = key
+        return self._native
+
+    def _native_forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The C kernel's output for a CPU input with activations of <= 8 bits, or None for every other case.
+
+        The kernel quantizes fp32 activations, as the reference does after x.float(); its fp32 output is
+        then cast to the reference's output dtype. Attributes are read from _buffers and _parameters
+        directly, and the checks are ordered cheapest first: at batch 1 on a small layer every
+        microsecond of Python shows (benchmarks/packed_cpu.py)."""
+        act_bits = self.act_bits
+        if not x.is_cpu or act_bits is None or act_bits > 8:
+            return None
+        fp32 = x.dtype is torch.float32
+        if not (fp32 or x.dtype in _NATIVE_INPUTS):
+            return None
+        if torch.compiler.is_compiling():
+            return self._compiled_native(x)
+        limit = native.MAX_TOKENS
+        if (limit is not None and x.numel() > limit * self.in_features) or (
+            kernels.overridden() and kernels.requested() != "auto"
+        ):
+            return None
+        out = guard.native_int8_linear(x if fp32 else x.float(), self._bound_native, act_bits)
+        if out is None or (fp32 and not torch.is_autocast_enabled("cpu")):
+            return out
+        return out.to(ref.output_dtype(x))
+
+    def _compiled_native(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Under torch.compile: the C kernel as a custom op (kernels/ops.py) for layers that read their 2bit
+        bytes with fp32 scales; None (the torch path, traced) for the rest."""
+        bias = self.bias
+        if not self._reads_2bit or self.weight_scale.dtype != torch.float32:
+            return None
+        if (bias is not None and bias.dtype != torch.float32) or kernels.requested() != "auto":
+            return None
+        args = (self.weight_packed, self.weight_scale, bias, self.in_features, self.bits, self.act_bits)
+        return ops.packed_linear_cpu(x.float(), *args).to(ref.output_dtype(x))
+
+    def _triton_forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The Triton kernels on the 2bit bytes (a custom op under torch.compile, which falls back inside),
+        or None where safe dispatch sent this key to the reference (kernels/guard.py)."""
+        args = (x, self.weight_packed, self.weight_scale, self.bias, self.in_features, self.bits, self.act_bits)
+        if torch.compiler.is_compiling():
+            return ops.packed_linear_triton(*args, self.weight_dtype, ref.output_dtype(x))
+        return guard.packed_linear(*args, self.weight_dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layout == "2bit" and kernels.use_triton(x):
-            out = guard.packed_linear(
-                x,
-                self.weight_packed,
-                self.weight_scale,
-                self.bias,
-                self.in_features,
-                self.bits,
-                self.act_bits,
-                self.weight_dtype,
-            )
-            if out is not None:  # None: safe dispatch sent this key to the reference below (kernels/guard.py)
+        # A CPU tensor reaches Triton only when LIGHTNING_HYBRID_KERNELS says so (the interpreter's tests)
+        if (not x.is_cpu or kernels.overridden()) and self.layout == "2bit" and kernels.use_triton(x):
+            out = self._triton_forward(x)
+            if out is not None:
                 return out
+        out = self._native_forward(x)
+        if out is not None:
+            return out
         if self.act_bits is None or self.act_bits > 8:
             xq = x if self.act_bits is None else ref.quantize_activation(x, self.act_bits)
             return F.linear(xq, self.unpacked_weight(), self.bias)  # [M, K] @ [N, K]^T -> [M, N]

@@ -9,7 +9,7 @@ import torch
 from lightning_hybrid.quant import formats
 from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.inference import PackedBitLinear
-from lightning_hybrid.quant.kernels import use_int8_cpu
+from lightning_hybrid.quant.kernels import native, use_int8_cpu
 
 
 def _layer(bits=1.58, act_bits=8, k=37, n=11, layout="2bit", cache_codes=True, seed=0):
@@ -44,7 +44,13 @@ def test_activations_above_8_bits_or_unquantized_take_the_float_reference():
         assert torch.equal(layer(x), expected)
 
 
-def test_the_code_cache_follows_the_packed_bytes():
+@pytest.fixture
+def int_mm_path(monkeypatch):
+    """The packed layer's path where the C kernel is not used: torch._int_mm on the cached codes."""
+    monkeypatch.setattr(native, "MAX_TOKENS", 0)
+
+
+def test_the_code_cache_follows_the_packed_bytes(int_mm_path):
     layer, x = _layer(), torch.randn(2, 37)
     before = layer(x)
     assert layer._codes is not None and layer._codes.dtype == torch.int8
@@ -58,9 +64,61 @@ def test_the_code_cache_follows_the_packed_bytes():
     assert "_codes" not in str(layer.state_dict().keys())
 
 
-def test_without_the_cache_only_the_packed_bytes_stay():
+def test_without_the_cache_only_the_packed_bytes_stay(int_mm_path):
     layer, x = _layer(cache_codes=False), torch.randn(2, 37)
     assert torch.equal(layer(x), _layer()(x)) and layer._codes is None
+
+
+@pytest.mark.parametrize("layout", ["2bit", "base3"])
+def test_a_few_tokens_take_the_c_kernel_which_follows_in_place_changes(layout, monkeypatch):
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    layer, other, x = _layer(layout=layout), _layer(layout=layout, seed=5), torch.randn(1, 1, 37)
+    before = layer(x)
+    assert layer._native is not None  # the C kernel served the call
+    assert (layer._codes is None) == (layout == "2bit")  # 2bit bytes are read as they are, with no codes
+    layer.weight_packed.copy_(other.weight_packed)
+    layer.weight_scale.copy_(other.weight_scale)
+    layer.bias.data.copy_(other.bias)
+    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "torch")
+    want = other(x)
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS")
+    assert torch.equal(layer(x), want) and not torch.equal(want, before)
+
+
+def test_low_precision_inputs_take_the_c_kernel_with_the_reference_bits(monkeypatch):
+    layer, x = _layer(), torch.randn(3, 37)
+
+    def both(fn):  # (the default path, the torch reference)
+        monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+        fast = fn()
+        monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "torch")
+        return fast, fn()
+
+    for dtype in (torch.bfloat16, torch.float16):
+        fast, want = both(lambda d=dtype: layer(x.to(d)))
+        assert fast.dtype == dtype and torch.equal(fast, want)
+
+    def autocast():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return layer(x)
+
+    fast, want = both(autocast)
+    assert fast.dtype == torch.bfloat16 and torch.equal(fast, want)
+    assert layer._native is not None
+
+
+def test_inputs_or_scales_the_c_kernel_does_not_take_run_on_torch(monkeypatch):
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    calls, run = [], native.Int8Linear.__call__
+    monkeypatch.setattr(native.Int8Linear, "__call__", lambda self, x: calls.append(1) or run(self, x))
+    layer, x = _layer(), torch.randn(2, 37)
+    want = layer(x)
+    assert len(calls) == 1
+    assert torch.equal(layer(x.double()), layer(x.double()))  # fp64 inputs
+    assert len(calls) == 1
+    layer.double()  # scales in fp64: the binding is refused, the torch path serves
+    assert torch.allclose(layer(x.double()).float(), want, atol=1e-5) and layer._native is None
+    assert len(calls) == 1
 
 
 def test_everything_works_without_triton():

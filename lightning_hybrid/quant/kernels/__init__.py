@@ -13,6 +13,13 @@ for that key with one warning (kernels/guard.py); "triton" checks nothing and ra
 Nothing here imports triton until a kernel is asked for.
 """
 
-from lightning_hybrid.quant.kernels.dispatch import CHOICES, requested, triton_installed, use_int8_cpu, use_triton
+from lightning_hybrid.quant.kernels.dispatch import (
+    CHOICES,
+    overridden,
+    requested,
+    triton_installed,
+    use_int8_cpu,
+    use_triton,
+)
 
-__all__ = ["CHOICES", "requested", "triton_installed", "use_int8_cpu", "use_triton"]
+__all__ = ["CHOICES", "overridden", "requested", "triton_installed", "use_int8_cpu", "use_triton"]

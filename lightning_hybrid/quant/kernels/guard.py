@@ -1,5 +1,6 @@
 """Safe dispatch: under LIGHTNING_HYBRID_KERNELS=auto, a Triton kernel serves a key (the kernel, device,
-dtypes, bits) only after it has run once on a small input and matched the torch reference there. A
+dtypes, bits) only after it has run once on a small input and matched the torch reference there; so
+does the C kernel of the packed layer on a CPU (kernels/native.py, keyed by its activation bits). A
 kernel that fails to compile on this GPU (or to import: a broken triton install), raises, or gives other
 numbers sends that key to the reference for the rest of the process, with one warning that names the
 kernel, the key, the error and the override; so does an error on a later call (a compile error for a
@@ -41,11 +42,14 @@ def reset() -> None:
     _verdicts.clear()
 
 
+NATIVE = "int8_linear (C, CPU)"  # kernels/native.py
+
+
 def _warn(kernel: str, key: tuple, why: str, when: str) -> None:
+    strict = "" if kernel == NATIVE else " LIGHTNING_HYBRID_KERNELS=triton makes the error raise."
     warnings.warn(
-        f"lightning_hybrid: the Triton kernel {kernel} failed {when} for {key}: {why}. This key runs on the torch "
-        "reference from now on (slower; the same values to rounding). LIGHTNING_HYBRID_KERNELS=torch silences this; "
-        "LIGHTNING_HYBRID_KERNELS=triton makes the error raise.",
+        f"lightning_hybrid: the kernel {kernel} failed {when} for {key}: {why}. This key runs on the torch path "
+        f"from now on (slower; the same values to rounding). LIGHTNING_HYBRID_KERNELS=torch silences this.{strict}",
         stacklevel=4,
     )
 
@@ -149,6 +153,44 @@ def _packed_linear_trial(x: torch.Tensor, bits: float, act_bits: int | None, wei
         return pairs
 
     return trial
+
+
+def _native_trial(act_bits: int) -> Trial:
+    """Ternary codes with one scale and int8 codes with a scale per row, at 1 and 3 tokens; 70 -> 45 leaves
+    tails past the kernel's 32-code steps and 4-row passes."""
+
+    def trial() -> list[tuple[torch.Tensor, torch.Tensor]]:
+        from lightning_hybrid.quant.kernels.native import Int8Linear
+
+        pairs = []
+        for bits in (1.58, 8):
+            codes, scale = ref.weight_codes(_random((45, 70), torch.device("cpu"), torch.float32, 1), bits)
+            scale, bias = scale.reshape(-1).float().contiguous(), _random((45,), torch.device("cpu"), torch.float32, 2)
+            kernel = Int8Linear(codes.contiguous(), scale, bias, act_bits)
+            for tokens in (1, 3):
+                a = _random((tokens, 70), torch.device("cpu"), torch.float32, 3)
+                pairs.append((kernel(a), reference_packed(a, codes, scale, bias, bits, act_bits, torch.float32)))
+        return pairs
+
+    return trial
+
+
+def native_int8_linear(x: torch.Tensor, bind: Callable[[], Callable | None], act_bits: int) -> torch.Tensor | None:
+    """PackedBitLinear's CPU forward on the C kernel for x (..., in), fp32, or None where the kernel
+    cannot be built or failed its check. `bind()` gives the kernel bound to the layer (kernels/native.py),
+    or None where the layer cannot use it. Only reached under "auto" (the caller checks)."""
+    verdict = _verdicts.get((NATIVE, act_bits))  # looked up first: this runs at every decoding step
+    if verdict is None:
+        verdict = trusted(NATIVE, (act_bits,), _native_trial(act_bits))
+    if not verdict:
+        return None
+    try:
+        kernel = bind()
+        return None if kernel is None else kernel(x)
+    except Exception as err:  # as in call(): the torch path from now on
+        _verdicts[(NATIVE, act_bits)] = False
+        _warn(NATIVE, (act_bits,), f"{type(err).__name__}: {err}", "on a call")
+        return None
 
 
 def bit_linear_trusted(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> bool:

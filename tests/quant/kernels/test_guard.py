@@ -1,8 +1,10 @@
-"""Safe dispatch (quant/kernels/guard.py): under "auto", a kernel that fails to compile, raises or gives other
-numbers falls back to the torch reference for its key with one warning; under "triton" its error raises.
+"""Safe dispatch (quant/kernels/guard.py): under "auto", a kernel (Triton, or the packed layer's C kernel on a
+CPU) that fails to compile, raises or gives other numbers falls back to the torch path for its key with one
+warning; under "triton" a Triton kernel's error raises.
 The kernels are replaced by fakes here; the oracle is the same layer with LIGHTNING_HYBRID_KERNELS=torch.
 The real kernels pass their own trials through TRITON_INTERPRET=1."""
 
+import shutil
 import sys
 import types
 import warnings
@@ -13,7 +15,7 @@ import torch
 from lightning_hybrid.quant import BitLinear, formats, kernels
 from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.inference import PackedBitLinear
-from lightning_hybrid.quant.kernels import guard
+from lightning_hybrid.quant.kernels import guard, native
 
 COMPILE_ERROR = "ptxas fatal: Value 'sm_120' is not defined for option 'gpu-name'"
 
@@ -182,3 +184,38 @@ def test_strict_triton_raises_on_a_later_call_too(monkeypatch):
     packed, px = _packed_layer()
     with pytest.raises(RuntimeError, match="ptxas fatal"):
         packed(px)
+
+
+def _no_compiler():
+    raise RuntimeError("no C compiler found (set CC, or install gcc)")
+
+
+def test_a_c_kernel_that_cannot_be_built_leaves_the_packed_layer_on_torch_with_one_warning(monkeypatch):
+    layer, x = _packed_layer()
+    want = _oracle(monkeypatch, layer, x)
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    monkeypatch.setattr(native, "library", _no_compiler)
+    (out, again), messages = _run_twice(layer, x)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    torch.testing.assert_close(again, want, rtol=0, atol=0)
+    assert len(messages) == 1 and guard.NATIVE in messages[0] and "no C compiler found" in messages[0]
+    assert "LIGHTNING_HYBRID_KERNELS=torch silences this" in messages[0] and "triton" not in messages[0]
+
+
+def test_a_c_kernel_with_other_numbers_fails_its_check(monkeypatch):
+    layer, x = _packed_layer()
+    want = _oracle(monkeypatch, layer, x)
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    run = native.Int8Linear.__call__
+    monkeypatch.setattr(native.Int8Linear, "__call__", lambda self, a: run(self, a) * 1.01)
+    (out, _), messages = _run_twice(layer, x)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    assert len(messages) == 1 and "differs from the torch reference" in messages[0]
+
+
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="no C compiler to build the kernel")
+def test_the_real_c_kernel_passes_its_trial():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for act_bits in (8, 4):
+            assert guard.trusted(guard.NATIVE, (act_bits,), guard._native_trial(act_bits))
