@@ -2,6 +2,7 @@
 
 from lightning_hybrid.callbacks import (
     AuxLRController,
+    CompileModel,
     GradientCompression,
     LastCheckpoint,
     LearnedScale,
@@ -21,6 +22,7 @@ __all__ = [
     "BitLinear",
     "ClusterDataModule",
     "ClusteredTextDataModule",
+    "CompileModel",
     "Distillation",
     "GradientCompression",
     "LastCheckpoint",

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_model
 
 from lightning_hybrid.callbacks.checkpoint import LastCheckpoint
+from lightning_hybrid.callbacks.compile import CompileModel
 from lightning_hybrid.callbacks.qat import TernaryQAT
 from lightning_hybrid.distill import Distillation
 from lightning_hybrid.export import (
@@ -93,6 +94,8 @@ def train(
         load_run_weights(model, cfg.init_from, "init_from")
     fitted = with_teacher(cfg, model, getattr(datamodule, "vocab_size", None))
     callbacks = build_callbacks(cfg) + list(extra_callbacks)
+    if cfg.get("compile"):
+        callbacks.append(CompileModel())  # last: after TernaryQAT has swapped its layers in setup
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=resumed_logger(output_dir, checkpoint))
     try:
         trainer.fit(fitted, datamodule, ckpt_path=checkpoint)
@@ -126,6 +129,8 @@ def check_settings(cfg: DictConfig) -> None:
     for export_format in cfg.get("export_formats", ["packed"]):
         choice("export_formats", export_format, EXPORT_FORMATS)
     gguf_arguments(cfg)
+    if choice("compile", cfg.get("compile", False), (True, False)) and (cfg.get("distill") or {}).get("enabled"):
+        raise ValueError("compile=true does not combine with distill.enabled=true (the teacher's captures are eager).")
     if cfg.get("init_from") and not Path(cfg.init_from).is_dir():
         raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
 

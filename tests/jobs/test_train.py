@@ -109,6 +109,7 @@ def test_wheel_ships_the_configs_and_runs_the_main_job_when_installed(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for conf in (REPO / "conf").rglob("*.yaml"):
         assert f"lightning_hybrid/conf/{conf.relative_to(REPO / 'conf')}" in names
+    assert "lightning_hybrid/quant/kernels/csrc/int8_linear.c" in names  # the packed layer's CPU kernel
     site = tmp_path / "site"
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],
@@ -280,3 +281,27 @@ def test_the_gguf_export_settings_are_checked_before_training():
     fp32 = OmegaConf.create({**base, "quant": {"enabled": False}})
     with pytest.raises(ValueError, match="a gguf export needs quantized weights"):
         check_model_exports(fp32, LanguageModel(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=32))
+
+
+@pytest.mark.slow  # inductor compiles the tiny GPT's forward and backward
+def test_main_job_compiles_the_model_and_exports_what_it_trained(tmp_path):
+    result = _train(tmp_path / "run", "compile=true")
+    assert "CompileModel: torch.compile(mode='default') on LanguageModel.forward" in result.stdout + result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 20 and summary["val_loss"] < 5.545
+    model = load_packed(
+        LanguageModel(vocab_size=256, n_layer=1, n_embd=32, n_head=2), tmp_path / "run" / "model.packed.safetensors"
+    )
+    assert sum(isinstance(m, PackedBitLinear) for m in model.modules()) == 4  # the eager names: it loads
+
+
+def test_the_compile_setting_is_checked_before_training():
+    from omegaconf import OmegaConf
+
+    from lightning_hybrid.jobs.train import check_settings
+
+    base = {"export_layout": "2bit", "export_formats": ["packed"]}
+    with pytest.raises(ValueError, match="`compile` must be one of True, False; got 'fast'"):
+        check_settings(OmegaConf.create({**base, "compile": "fast"}))
+    with pytest.raises(ValueError, match="compile=true does not combine with distill.enabled=true"):
+        check_settings(OmegaConf.create({**base, "compile": True, "distill": {"enabled": True}}))
