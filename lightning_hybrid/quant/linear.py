@@ -8,7 +8,7 @@ from torch import nn
 
 from lightning_hybrid.quant import kernels
 from lightning_hybrid.quant import reference as ref
-from lightning_hybrid.quant.kernels import guard
+from lightning_hybrid.quant.kernels import guard, ops
 
 
 class BitLinear(nn.Linear):
@@ -19,7 +19,8 @@ class BitLinear(nn.Linear):
     `quant_lambda` (gradual warm-up: W + lam * (Q(W) - W), likewise for activations; lam = 1 is full
     quantization). At lam = 1 with activations of <= 8 bits the product is computed as integer code sums
     scaled afterwards (reference.integer_linear: the same value, the same bits as the packed layer);
-    on CUDA tensors it runs on the Triton kernels of quant/kernels/. Unlike the BitNet architecture, no
+    on CUDA tensors it runs on the Triton kernels of quant/kernels/ (a custom op under torch.compile,
+    kernels/ops.py). Unlike the BitNet architecture, no
     normalization is inserted before the activation quantizer, so swapping a layer never changes what
     the module computes at full precision.
     """
@@ -64,6 +65,8 @@ class BitLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Integer matmuls need integer codes, which a blended (lam < 1) weight or input does not have.
         if self.quant_lambda >= 1.0 and kernels.use_triton(x):
+            if torch.compiler.is_compiling():  # a custom op: one graph node that falls back inside
+                return ops.bit_linear(x, self.weight, self.bias, self.bits, self.act_bits)
             out = guard.bit_linear(x, self.weight, self.bias, self.bits, self.act_bits)
             if out is not None:  # None: safe dispatch sent this key to the reference below (kernels/guard.py)
                 return out

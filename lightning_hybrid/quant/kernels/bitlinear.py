@@ -37,7 +37,8 @@ def activation_operand(rows: torch.Tensor, act_bits: int | None) -> tuple[torch.
     return quantize.quantize_activation(rows, act_bits), None
 
 
-def _forward(x, weight, bias, bits, act_bits) -> tuple[torch.Tensor, ref.LinearSaved]:
+def forward_and_saved(x, weight, bias, bits, act_bits) -> tuple[torch.Tensor, ref.LinearSaved]:
+    """The output and what the straight-through backward needs (kernels/ops.py returns both)."""
     rows = rows_of(check_float(x, "x"))
     codes, scale = weight_codes(weight, bits)
     a, a_scale = activation_operand(rows, act_bits)
@@ -48,7 +49,7 @@ def _forward(x, weight, bias, bits, act_bits) -> tuple[torch.Tensor, ref.LinearS
 class _BitLinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, bits, act_bits):
-        out, saved = _forward(x, weight, bias, bits, act_bits)
+        out, saved = forward_and_saved(x, weight, bias, bits, act_bits)
         ctx.save_for_backward(*saved)
         ctx.meta = ref.LinearMeta(x.dtype, x.shape, weight.dtype)
         return out

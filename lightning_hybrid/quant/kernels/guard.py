@@ -118,7 +118,7 @@ def reference_packed(x, codes, scale, bias, bits: float, act_bits: int | None, w
     return ref.scale_sums(sums, x_scale, scale, bias, ref.output_dtype(x))
 
 
-def _bit_linear_key(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> tuple:
+def bit_linear_key(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> tuple:
     return (str(x.device), x.dtype, weight.dtype, bits, act_bits)
 
 
@@ -196,7 +196,7 @@ def native_int8_linear(x: torch.Tensor, bind: Callable[[], Callable | None], act
 def bit_linear_trusted(x: torch.Tensor, weight: torch.Tensor, bits: float, act_bits: int | None) -> bool:
     """Whether BitLinear's Triton path may run for this input and weight (module doc)."""
     return trusted(
-        "bit_linear", _bit_linear_key(x, weight, bits, act_bits), _bit_linear_trial(x, weight, bits, act_bits)
+        "bit_linear", bit_linear_key(x, weight, bits, act_bits), _bit_linear_trial(x, weight, bits, act_bits)
     )
 
 
@@ -208,7 +208,7 @@ def packed_linear_trusted(x: torch.Tensor, bits: float, act_bits: int | None, we
 
 def bit_linear(x, weight, bias, bits: float, act_bits: int | None) -> torch.Tensor | None:
     """BitLinear's forward (lam = 1) on the Triton kernel, or None where this key runs on the reference."""
-    key = _bit_linear_key(x, weight, bits, act_bits)
+    key = bit_linear_key(x, weight, bits, act_bits)
     if not trusted("bit_linear", key, _bit_linear_trial(x, weight, bits, act_bits)):
         return None
     from lightning_hybrid.quant.kernels.bitlinear import bit_linear as kernel

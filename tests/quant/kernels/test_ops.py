@@ -1,13 +1,14 @@
 """The packed layer's kernels as custom ops (quant/kernels/ops.py): torch.library.opcheck's checks of their
 registration, a compiled packed layer in one graph with the eager layer's bits (oracle: the eager layer,
-which runs the same kernels; tolerance: equal), and the reference inside an op whose kernel is refused."""
+which runs the same kernels; tolerance: equal), the reference inside an op whose kernel is refused, and
+BitLinear's training op with its straight-through gradient (oracle: BitLinear on the torch reference)."""
 
 import shutil
 
 import pytest
 import torch
 
-from lightning_hybrid.quant import formats, pack
+from lightning_hybrid.quant import BitLinear, formats, pack
 from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.inference import PackedBitLinear
 from lightning_hybrid.quant.kernels import guard, ops
@@ -81,3 +82,46 @@ def test_a_compiled_packed_layer_on_triton_keeps_one_graph(monkeypatch):
     assert "packed_linear_triton" in str(explained.graphs[0].code)
     torch._dynamo.reset()
     torch.testing.assert_close(torch.compile(layer)(x), layer(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("act_bits", [8, None])
+def test_the_training_op_passes_opcheck_and_its_reference_fallback_gives_the_reference(monkeypatch, act_bits):
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(5, 40, generator=g), torch.randn(12, 40, generator=g), torch.randn(12, generator=g)
+    monkeypatch.setitem(guard._verdicts, ("bit_linear", *guard.bit_linear_key(x, w, 1.58, act_bits)), False)
+    args = (x, w.requires_grad_(), b, 1.58, act_bits, torch.float32)
+    torch.library.opcheck(ops.bit_linear_triton, args)
+    out = ops.bit_linear(x, w, b, 1.58, act_bits)
+    torch.testing.assert_close(out, guard.reference_linear(x, w, b, 1.58, act_bits), rtol=0, atol=0)
+    out.square().sum().backward()
+    # the oracle's gradient: BitLinear on the torch reference, the same weight
+    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "torch")
+    layer = BitLinear(40, 12, act_bits=act_bits)
+    with torch.no_grad():
+        layer.weight.copy_(w)
+        layer.bias.copy_(b)
+    layer(x).square().sum().backward()
+    torch.testing.assert_close(w.grad, layer.weight.grad, rtol=0, atol=1e-6 * float(layer.weight.grad.abs().max()))
+
+
+@pytest.mark.slow
+def test_a_compiled_bit_linear_on_triton_trains_in_one_graph(monkeypatch):
+    """Oracle: the eager layer on the same kernels; 1e-6 of the largest value (inductor compiles the
+    backward's matmuls, which may sum in another order)."""
+    pytest.importorskip("triton")
+    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "triton")  # on a CPU: through TRITON_INTERPRET=1
+    torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    layer, x = BitLinear(64, 48).to(device), torch.randn(2, 3, 64, device=device)
+    explained = torch._dynamo.explain(layer)(x)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0, explained.break_reasons
+    assert "bit_linear_triton" in str(explained.graphs[0].code)
+    torch._dynamo.reset()
+    eager = layer(x)
+    eager.square().sum().backward()
+    want = layer.weight.grad.clone()
+    layer.weight.grad = None
+    compiled = torch.compile(layer)(x)
+    compiled.square().sum().backward()
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-6 * float(eager.abs().max()))
+    torch.testing.assert_close(layer.weight.grad, want, rtol=0, atol=1e-6 * float(want.abs().max()))
