@@ -175,21 +175,32 @@ def _native_trial(act_bits: int) -> Trial:
     return trial
 
 
+def native_trusted(act_bits: int) -> bool:
+    """Whether the C kernel may serve this activation width: its first trial's verdict (module doc).
+    Looked up first: it runs at every decoding step."""
+    verdict = _verdicts.get((NATIVE, act_bits))
+    if verdict is None:
+        verdict = trusted(NATIVE, (act_bits,), _native_trial(act_bits))
+    return verdict
+
+
+def native_failed(act_bits: int, err: Exception) -> None:
+    """An error of the C kernel on a call, as call() treats one: the torch path from now on, one warning."""
+    _verdicts[(NATIVE, act_bits)] = False
+    _warn(NATIVE, (act_bits,), f"{type(err).__name__}: {err}", "on a call")
+
+
 def native_int8_linear(x: torch.Tensor, bind: Callable[[], Callable | None], act_bits: int) -> torch.Tensor | None:
     """PackedBitLinear's CPU forward on the C kernel for x (..., in), fp32, or None where the kernel
     cannot be built or failed its check. `bind()` gives the kernel bound to the layer (kernels/native.py),
     or None where the layer cannot use it. Only reached under "auto" (the caller checks)."""
-    verdict = _verdicts.get((NATIVE, act_bits))  # looked up first: this runs at every decoding step
-    if verdict is None:
-        verdict = trusted(NATIVE, (act_bits,), _native_trial(act_bits))
-    if not verdict:
+    if not native_trusted(act_bits):
         return None
     try:
         kernel = bind()
         return None if kernel is None else kernel(x)
     except Exception as err:  # as in call(): the torch path from now on
-        _verdicts[(NATIVE, act_bits)] = False
-        _warn(NATIVE, (act_bits,), f"{type(err).__name__}: {err}", "on a call")
+        native_failed(act_bits, err)
         return None
 
 
