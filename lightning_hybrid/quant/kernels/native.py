@@ -2,9 +2,9 @@
 compiler on first use and loaded with ctypes.
 
 At batch 1 a small packed layer is all overhead in eager PyTorch: the per-token quantization and the
-scaling around the int8 matmul are a dozen small ops of 1-4 us each, and torch._int_mm (oneDNN) costs
-~35 us at one token on a 128 -> 384 layer and 10 ms at 4096 -> 4096, three times fp32's nn.Linear, on
-the AVX2 CPUs measured (benchmarks/packed_cpu.py). The C kernel does the whole layer in one call: the
+scaling around the int8 matmul are a dozen small ops of 1-4 us each, and torch._int_mm itself costs
+~35 us at one token on a 128 -> 384 layer and 11 ms at 4096 -> 4096, four times fp32's nn.Linear, on
+the AVX2 CPU measured (benchmarks/packed_cpu.py). The C kernel does the whole layer in one call: the
 reference's arithmetic in its order (the outputs are equal bit for bit), with AVX2 dot products where
 the compiler offers them, reading each group of weight rows once for up to 16 tokens.
 
