@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,8 +132,16 @@ def check_settings(cfg: DictConfig) -> None:
     gguf_arguments(cfg)
     if choice("compile", cfg.get("compile", False), (True, False)) and (cfg.get("distill") or {}).get("enabled"):
         raise ValueError("compile=true does not combine with distill.enabled=true (the teacher's captures are eager).")
+    check_progress_bar(cfg)
     if cfg.get("init_from") and not Path(cfg.init_from).is_dir():
         raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
+
+
+def check_progress_bar(cfg: DictConfig) -> None:
+    """progress_bar=rich needs the rich package: say which extra, before training rather than at its start."""
+    bar = (cfg.get("callbacks") or {}).get("progress_bar") or {}
+    if str(bar.get("_target_", "")).endswith("RichProgressBar") and importlib.util.find_spec("rich") is None:
+        raise ModuleNotFoundError("progress_bar=rich needs the rich package: pip install 'lightning_hybrid[rich]'.")
 
 
 def gguf_vocab(cfg: DictConfig) -> str:

@@ -94,6 +94,33 @@ def test_trainer_group(option):
     assert isinstance(trainer, pl.Trainer) and trainer.max_steps == cfg.trainer.max_steps
 
 
+@pytest.mark.parametrize("option", _options("progress_bar"))
+def test_progress_bar_group(option):
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+
+    want = {"tqdm": TQDMProgressBar, "rich": RichProgressBar}[option]
+    for callbacks in ("default", "none"):
+        made = build_callbacks(_compose(f"progress_bar={option}", f"callbacks={callbacks}", "quant=fp32"))
+        assert [type(c) for c in made if isinstance(c, (TQDMProgressBar, RichProgressBar))] == [want]
+    dropped = build_callbacks(_compose(f"progress_bar={option}", "callbacks.progress_bar=null", "quant=fp32"))
+    assert not any(isinstance(c, (TQDMProgressBar, RichProgressBar)) for c in dropped)
+
+
+def test_a_rich_progress_bar_without_rich_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from lightning_hybrid.jobs import train
+
+    cfg = _compose("progress_bar=rich")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "rich" else real(name, *a))
+    with pytest.raises(
+        ModuleNotFoundError, match=r"progress_bar=rich needs the rich package: .*lightning_hybrid\[rich\]"
+    ):
+        train.check_progress_bar(cfg)
+    train.check_progress_bar(_compose("progress_bar=tqdm"))  # no demand
+
+
 @pytest.mark.parametrize("option", _options("callbacks"))
 def test_callbacks_group(option):
     cfg = _compose(f"callbacks={option}", "quant=fp32")
