@@ -11,7 +11,8 @@ from lightning_hybrid.harness.suite import profile, standings
 TAUS = [1.0 + 0.005 * i for i in range(41)]  # 1.00 to 1.20
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or an ImportError that names the extra."""
     try:
         import matplotlib
 
@@ -23,7 +24,7 @@ def _pyplot():
 
 
 def plot_workload(workload: str, cells: dict, reference: str, out_dir: Path) -> list[Path]:
-    plt = _pyplot()
+    plt = pyplot()
     target, summaries = summarize(cells, reference)
     paths = []
 
@@ -77,7 +78,7 @@ def plot_workload(workload: str, cells: dict, reference: str, out_dir: Path) -> 
             ylabel="steps / reference steps",
         )
         ax.title.set_fontsize(9)
-        paths.append(_save(fig, out_dir / f"{workload}_steps.png", plt))
+        paths.append(save_figure(fig, out_dir / f"{workload}_steps.png", plt))
     return paths
 
 
@@ -85,10 +86,10 @@ def _finish(fig, ax, title: str, xlabel: str, ylabel: str, path: Path, plt) -> P
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
-    return _save(fig, path, plt)
+    return save_figure(fig, path, plt)
 
 
-def _save(fig, path: Path, plt) -> Path:
+def save_figure(fig, path: Path, plt) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -106,7 +107,7 @@ def plot_all(results: list[dict[str, Any]], reference: str, out_dir: Path) -> li
 def plot_profiles(results: list[dict[str, Any]], reference: str, out_dir: Path) -> Path:
     """profile.png: the performance profile over the workloads, each method at its best base LR
     (solid) and at its worst (dashed)."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = standings(results, reference)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     best, worst = profile(rows, TAUS), profile(rows, TAUS, worst=True)

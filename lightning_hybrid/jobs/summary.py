@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_hybrid.export import save_packed
 
@@ -42,3 +42,19 @@ def finish(summary: dict[str, Any], output_dir: str | os.PathLike, trainer: pl.T
         (Path(output_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     rank_zero_info(text)
     return summary
+
+
+def write_curves(output_dir: Path) -> dict[str, Any]:
+    """curves.png from the run's csv/metrics.csv ({"curves": its path}); without matplotlib a warning that
+    names the extra and {"curves": None}: a missing plot never fails a run."""
+    from lightning_hybrid.harness.run_curves import plot_run
+
+    metrics = Path(output_dir) / "csv" / "metrics.csv"
+    if not metrics.is_file():
+        return {}
+    try:
+        path = plot_run(metrics, Path(output_dir) / "curves.png", f"lightning_hybrid run {Path(output_dir).name}")
+    except ImportError as err:
+        rank_zero_warn(f"curves.png not written: {err}")
+        return {"curves": None}
+    return {"curves": str(path)}

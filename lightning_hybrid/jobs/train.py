@@ -32,7 +32,7 @@ from lightning_hybrid.jobs.errors import reported
 from lightning_hybrid.jobs.logs import log_run_to_file
 from lightning_hybrid.jobs.resume import checkpoint_of, register_resolvers, resumed_config, resumed_logger
 from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_run
-from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export
+from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export, write_curves
 from lightning_hybrid.utils.checks import choice
 
 register_resolvers()
@@ -120,6 +120,7 @@ def train(
         save_model(model, output_dir / WEIGHTS)  # full precision (latent) weights: init_from and teachers read them
         if qat:
             summary.update(write_exports(cfg, model, output_dir))
+        summary.update(write_curves(output_dir))
     return finish(summary, output_dir, trainer, describe(summary, output_dir))
 
 
@@ -195,6 +196,8 @@ def stopped(trainer: pl.Trainer, callbacks: Sequence[pl.Callback], output_dir: P
         rows.append(("resume with", summary["resume"]))
     else:
         rows.append(("resume", "not possible: no checkpoint was written"))
+    if trainer.is_global_zero:
+        summary.update(write_curves(output_dir))
     finish(summary, output_dir, trainer, format_summary("lightning_hybrid run stopped", rows, label_width=13))
     raise SystemExit(EXIT_CODES.get(by, 1))
 
@@ -228,6 +231,8 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
     if "gguf_file" in summary:
         gguf = f"{summary['gguf_file']} ({summary['gguf_bytes']} bytes, ternary layers {summary['gguf_type']})"
         rows.append(("gguf", gguf))
+    if summary.get("curves"):
+        rows.append(("curves", f"{summary['curves']} (losses, LR, λ and quantization error against the step)"))
     rows.append(("run directory", f"{output_dir} (CSV metrics in csv/metrics.csv)"))
     return format_summary("lightning_hybrid run summary", rows, label_width=17)
 

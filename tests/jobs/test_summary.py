@@ -40,3 +40,23 @@ def test_the_export_is_described_by_its_file(tmp_path):
     assert described["file_bytes"] == (tmp_path / "m.packed.safetensors").stat().st_size
     assert described["quantized_bits_per_weight"] == 2.0
     assert described["compression_vs_fp32"] > 1
+
+
+def test_curves_without_matplotlib_warn_with_the_extra_and_the_run_goes_on(tmp_path, monkeypatch):
+    import warnings
+
+    from lightning_hybrid.harness import run_curves
+    from lightning_hybrid.jobs.summary import write_curves
+
+    assert write_curves(tmp_path) == {}  # no metrics.csv: nothing to plot
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch,step,train_loss\n0,0,5.0\n")
+
+    def no_matplotlib(*args):
+        raise ImportError("plots need matplotlib: pip install 'lightning_hybrid[bench]'")
+
+    monkeypatch.setattr(run_curves, "plot_run", no_matplotlib)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert write_curves(tmp_path) == {"curves": None}
+    assert any("curves.png not written: plots need matplotlib" in str(w.message) for w in caught)
