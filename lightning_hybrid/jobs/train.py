@@ -29,6 +29,7 @@ from lightning_hybrid.export import (
 from lightning_hybrid.export.gguf_llama import FLOAT_TYPES, TERNARY_TYPES
 from lightning_hybrid.jobs.configs import build_callbacks, config_dir
 from lightning_hybrid.jobs.errors import reported
+from lightning_hybrid.jobs.loggers import check_loggers, trackers
 from lightning_hybrid.jobs.logs import log_run_to_file
 from lightning_hybrid.jobs.resume import checkpoint_of, register_resolvers, resumed_config, resumed_logger
 from lightning_hybrid.jobs.runs import WEIGHTS, load_run_weights, teacher_from_run
@@ -97,7 +98,8 @@ def train(
     callbacks = build_callbacks(cfg) + list(extra_callbacks)
     if cfg.get("compile"):
         callbacks.append(CompileModel())  # last: after TernaryQAT has swapped its layers in setup
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=resumed_logger(output_dir, checkpoint))
+    loggers = [resumed_logger(output_dir, checkpoint), *trackers(cfg, output_dir)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     try:
         trainer.fit(fitted, datamodule, ckpt_path=checkpoint)
     except SystemExit:  # Ctrl-C, SIGTERM (Lightning's SIGTERMException), a second Ctrl-C
@@ -134,6 +136,7 @@ def check_settings(cfg: DictConfig) -> None:
     if choice("compile", cfg.get("compile", False), (True, False)) and (cfg.get("distill") or {}).get("enabled"):
         raise ValueError("compile=true does not combine with distill.enabled=true (the teacher's captures are eager).")
     check_progress_bar(cfg)
+    check_loggers(cfg)
     if cfg.get("init_from") and not Path(cfg.init_from).is_dir():
         raise FileNotFoundError(f"init_from={cfg.init_from}: no such run directory.")
 
