@@ -237,7 +237,33 @@ def describe(summary: dict[str, Any], output_dir: Path) -> str:
     if summary.get("curves"):
         rows.append(("curves", f"{summary['curves']} (losses, LR, λ and quantization error against the step)"))
     rows.append(("run directory", f"{output_dir} (CSV metrics in csv/metrics.csv)"))
+    rows += artifacts(output_dir) + next_commands(summary, output_dir)
     return format_summary("lightning_hybrid run summary", rows, label_width=17)
+
+
+def artifacts(output_dir: Path) -> list[tuple[str, str]]:
+    """The run directory's other files, those that exist: weights, checkpoint, trackers, the run log."""
+    found = [
+        ("latent weights", WEIGHTS, "full precision: init_from= and distillation teachers read them"),
+        ("checkpoint", "csv/checkpoints/last.ckpt", "the last step's trainer state"),
+        ("tensorboard", "tensorboard", "tensorboard --logdir this"),
+        ("wandb", "wandb", "offline: wandb sync its offline-run-* directory"),
+        ("mlflow", "mlflow.db", "mlflow ui --backend-store-uri sqlite:///this"),
+        ("run log", "train.log", "settings, warnings, this summary"),
+    ]
+    return [(label, f"{output_dir / name} ({what})") for label, name, what in found if (output_dir / name).exists()]
+
+
+def next_commands(summary: dict[str, Any], output_dir: Path) -> list[tuple[str, str]]:
+    """What to run next on this run: text and an evaluation from its packed model, a run from its weights."""
+    rows = []
+    if "file_bytes" in summary:
+        rows += [
+            ("generate", f"python -m lightning_hybrid.generate run={output_dir} \"prompt='def '\""),
+            ("evaluate", f"python -m lightning_hybrid.evaluate run={output_dir} data.path=<a text>"),
+        ]
+    rows.append(("new run from it", f"python -m lightning_hybrid.train init_from={output_dir}"))
+    return rows
 
 
 @hydra.main(config_path=config_dir(), config_name="train", version_base="1.3")

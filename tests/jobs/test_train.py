@@ -36,6 +36,8 @@ def test_main_job_default_trains_exports_and_summarizes(tmp_path):
     assert "lightning_hybrid run summary" in result.stdout + result.stderr
     assert "converted 4 of 5 linear layers, skipped 1" in result.stdout + result.stderr
     assert summary["curves"] == str(run / "curves.png") and (run / "curves.png").stat().st_size > 20_000
+    for row in (f"python -m lightning_hybrid.generate run={run}", f"checkpoint       {run}/csv/checkpoints/last.ckpt"):
+        assert row in result.stdout + result.stderr  # the summary names the artifacts and the next commands
     metrics = (run / "csv" / "metrics.csv").read_text()
     assert "train_loss" in metrics and "val_loss" in metrics and "quant_error/mean" in metrics and "lr-AdamW" in metrics
     # The export loads into a fresh model of the same config.
