@@ -27,6 +27,7 @@ from lightning_hybrid.distill.agreement import embed, mean_cosine, top1_agreemen
 from lightning_hybrid.distill.minilm import load_encoder
 from lightning_hybrid.export import round_like_export, state_sizes
 from lightning_hybrid.jobs.configs import build_callbacks, config_dir
+from lightning_hybrid.jobs.loggers import check_loggers, trackers
 from lightning_hybrid.jobs.summary import callback_summaries, finish, format_summary, packed_export
 from lightning_hybrid.quant.schedule import set_quant_lambda
 
@@ -53,6 +54,7 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     The student is evaluated as it is exported: with TernaryQAT, fully quantized (lambda = 1), its other
     floating tensors rounded to `export_float_dtype` when one is set."""
     output_dir = Path(output_dir)
+    check_loggers(cfg)
     pl.seed_everything(cfg.seed, workers=True)
     teacher, tokenizer = load_encoder(cfg.teacher)
     c = cfg.corpus
@@ -63,9 +65,8 @@ def run(cfg: DictConfig, output_dir: str | os.PathLike) -> dict[str, Any]:
     settings = OmegaConf.to_container(cfg.distill, resolve=True)
     fitted = Distillation(student, teacher, task_weight=0.0, kl_weight=0.0, **settings)
     callbacks = build_callbacks(cfg)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=CSVLogger(output_dir, name="csv", version="")
-    )
+    loggers = [CSVLogger(output_dir, name="csv", version=""), *trackers(cfg, output_dir)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     trainer.fit(fitted, SentenceDataModule(splits.train, tokenizer, c.batch_size, c.max_length))
     qat = next((c for c in callbacks if isinstance(c, TernaryQAT)), None)
     if qat:  # measured as exported: fully quantized, even when training stopped inside the lambda warm-up,

@@ -29,6 +29,11 @@ def test_job_config_keeps_its_own_quant_and_trainer_settings_and_optimizer_choic
     assert _compose("optimizer=prodigy").model.lr == 1.0  # the optimizer group's own LR wins
 
 
+def test_job_takes_the_logger_group():
+    assert set(_compose("logger=[csv,tensorboard]").logger) == {"csv", "tensorboard"}
+    assert set(_compose().logger) == {"csv"}
+
+
 @pytest.mark.parametrize("float_dtype", ["null", "bf16"])
 def test_job_trains_evaluates_and_writes_a_packed_student_that_loads(bert_dir, tmp_path, float_dtype):
     from lightning_hybrid.jobs.distill_minilm import run
