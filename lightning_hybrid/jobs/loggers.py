@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,37 @@ def check_loggers(cfg: DictConfig) -> None:
             )
 
 
-def _where(name: str, node: Any, output_dir: Path) -> dict[str, str]:
+def _where(name: str, node: Any, output_dir: Path, resuming: bool) -> dict[str, Any]:
+    """Where each tracker writes, and which of its runs a resumed run continues."""
+    if name == "wandb":  # one W&B run id per run directory: a resumed run continues it (wandb sync merges)
+        digest = hashlib.sha256(str(output_dir.resolve()).encode()).hexdigest()[:12]
+        return {"save_dir": str(output_dir), "id": node.get("id") or f"lh{digest}", "resume": "allow"}
     if name != "mlflow":
         return {"save_dir": str(output_dir)}
     # MLflow 3 refuses its file store by default; an sqlite file is its local store
-    return {} if node.get("tracking_uri") else {"tracking_uri": f"sqlite:///{output_dir.resolve() / 'mlflow.db'}"}
+    uri = node.get("tracking_uri") or f"sqlite:///{output_dir.resolve() / 'mlflow.db'}"
+    where = {} if node.get("tracking_uri") else {"tracking_uri": uri}
+    if resuming and not node.get("tracking_uri") and (output_dir / "mlflow.db").is_file():
+        where["run_id"] = mlflow_run_of(uri, node.get("experiment_name", "lightning_hybrid"))
+    return where
 
 
-def trackers(cfg: DictConfig, output_dir: Path) -> list[Logger]:
-    """The chosen trackers, each writing under the run directory unless its config says where."""
+def mlflow_run_of(uri: str, experiment: str) -> str | None:
+    """The one MLflow run a run directory's own store holds (None if there is none)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], max_results=2) if found else []
+    return runs[0].info.run_id if len(runs) == 1 else None
+
+
+def trackers(cfg: DictConfig, output_dir: Path, resuming: bool = False) -> list[Logger]:
+    """The chosen trackers, each writing under the run directory unless its config says where; resuming,
+    each continues its own run of this directory (TensorBoard appends to its event directory)."""
     made = []
     for name, node in chosen(cfg).items():
         if name == RECORD:
             continue
-        made.append(instantiate(node, **_where(name, node, output_dir)))
+        made.append(instantiate(node, **_where(name, node, output_dir, resuming)))
     return made

@@ -98,7 +98,7 @@ def train(
     callbacks = build_callbacks(cfg) + list(extra_callbacks)
     if cfg.get("compile"):
         callbacks.append(CompileModel())  # last: after TernaryQAT has swapped its layers in setup
-    loggers = [resumed_logger(output_dir, checkpoint), *trackers(cfg, output_dir)]
+    loggers = [resumed_logger(output_dir, checkpoint), *trackers(cfg, output_dir, resuming=checkpoint is not None)]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     try:
         trainer.fit(fitted, datamodule, ckpt_path=checkpoint)

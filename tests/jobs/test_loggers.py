@@ -72,3 +72,27 @@ def test_an_unknown_logger_and_a_missing_package_are_named_before_training(monke
 def test_several_loggers_compose_into_one_group():
     assert set(_compose("logger=[csv,tensorboard,wandb]").logger) == {"csv", "tensorboard", "wandb"}
     assert _compose("logger=wandb").logger.wandb.offline is True  # offline unless asked
+
+
+def test_a_resumed_run_continues_its_own_tracker_runs(tmp_path):
+    from omegaconf import OmegaConf
+
+    from lightning_hybrid.jobs.loggers import _where
+
+    wandb = OmegaConf.create({"offline": True})
+    first, again = _where("wandb", wandb, tmp_path / "a", False), _where("wandb", wandb, tmp_path / "a", True)
+    assert first["id"] == again["id"] != _where("wandb", wandb, tmp_path / "b", False)["id"]
+    assert first["resume"] == "allow"  # the same W&B run id for the directory: resuming appends to it
+
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    node = OmegaConf.create({"experiment_name": "lightning_hybrid", "tracking_uri": None})
+    uri = _where("mlflow", node, run_dir, False)["tracking_uri"]
+    assert "run_id" not in _where("mlflow", node, run_dir, True)  # no store yet: a new run
+    client = MlflowClient(tracking_uri=uri)
+    run_id = client.create_run(client.create_experiment("lightning_hybrid")).info.run_id
+    assert _where("mlflow", node, run_dir, True)["run_id"] == run_id
+    assert "run_id" not in _where("mlflow", node, run_dir, False)
