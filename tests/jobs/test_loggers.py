@@ -15,8 +15,16 @@ from lightning_hybrid.jobs.configs import config_dir
 from lightning_hybrid.jobs.loggers import check_loggers
 
 REPO = Path(__file__).resolve().parents[2]
-# what every tracker must hold: the losses, the LR, TernaryQAT's λ and error, AuxLRController's multiplier
-METRICS = {"train_loss", "val_loss", "lr-AdamW/pg1", "quant/lambda", "quant_error/mean", "auxlr/multiplier"}
+# what every tracker must hold: the losses, the LR, TernaryQAT's λ and error, the hybrid's multiplier and trust region
+METRICS = {
+    "train_loss",
+    "val_loss",
+    "lr-AdamW/pg1",
+    "quant/lambda",
+    "quant_error/mean",
+    "auxlr/multiplier",
+    "trust/active_rate",
+}
 
 
 def _compose(*overrides):
