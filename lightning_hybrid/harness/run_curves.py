@@ -55,15 +55,13 @@ def plot_run(metrics: Path, out: Path, title: str) -> Path:
 
 
 def _panel(ax, series: dict[str, Series], columns, ylabel: str, log: bool = False) -> None:
-    drawn = False
-    for column, label in columns:
-        if column in series:
-            steps, values = series[column]
-            ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=label)
-            drawn = True
-    if drawn:
+    present = [(column, label) for column, label in columns if column in series]
+    for column, label in present:
+        steps, values = series[column]
+        ax.plot(steps, values, marker="o" if len(steps) < 3 else None, label=label)
+    if present:
         ax.legend(fontsize=8)
-        if log and all(v > 0 for c, _ in columns for v in series[c][1]):
+        if log and all(v > 0 for column, _ in present for v in series[column][1]):
             ax.set_yscale("log")
     else:
         names = ", ".join(c for c, _ in columns) or "lr-*"

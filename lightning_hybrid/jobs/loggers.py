@@ -46,11 +46,12 @@ def _where(name: str, node: Any, output_dir: Path, resuming: bool) -> dict[str, 
         return {"save_dir": str(output_dir), "id": node.get("id") or f"lh{digest}", "resume": "allow"}
     if name != "mlflow":
         return {"save_dir": str(output_dir)}
+    if node.get("tracking_uri"):  # a store of the user's own
+        return {}
     # MLflow 3 refuses its file store by default; an sqlite file is its local store
-    uri = node.get("tracking_uri") or f"sqlite:///{output_dir.resolve() / 'mlflow.db'}"
-    where = {} if node.get("tracking_uri") else {"tracking_uri": uri}
-    if resuming and not node.get("tracking_uri") and (output_dir / "mlflow.db").is_file():
-        where["run_id"] = mlflow_run_of(uri, node.get("experiment_name", "lightning_hybrid"))
+    where = {"tracking_uri": f"sqlite:///{output_dir.resolve() / 'mlflow.db'}"}
+    if resuming and (output_dir / "mlflow.db").is_file():
+        where["run_id"] = mlflow_run_of(where["tracking_uri"], node.get("experiment_name", "lightning_hybrid"))
     return where
 
 

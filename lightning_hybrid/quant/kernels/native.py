@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from lightning_hybrid.quant.reference import EPS
+
 SOURCE = Path(__file__).parent / "csrc" / "int8_linear.c"
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC")
 # The most tokens a call sends to the C kernel; None: no limit. The kernel is faster than torch._int_mm's
@@ -137,10 +139,8 @@ class Int8Linear:
                 raise ValueError(f"`{name}` must be contiguous fp32 with {' or '.join(map(str, size))} values.")
         if not 2 <= act_bits <= 8:
             raise ValueError(f"`act_bits` must be in [2, 8], got {act_bits!r}.")
-        from lightning_hybrid.quant.reference import EPS
-
         self._keep = (weights, w_scale, bias)
-        self.in_features, self.out_features, self._n = k, n, n
+        self.in_features, self.out_features = k, n
         self._layer = _Layer(
             weights.data_ptr(),
             w_scale.data_ptr(),
@@ -164,7 +164,9 @@ class Int8Linear:
         if not x.is_contiguous():  # the kernel reads rows of `in` values
             x = x.contiguous()
         # torch.empty(m, n) parses faster than torch.empty(*shape) (1.2 against 1.8 us), and m is usual
-        out = torch.empty(shape[0], self._n) if len(shape) == 2 else torch.empty(*shape[:-1], self._n)
+        out = (
+            torch.empty(shape[0], self.out_features) if len(shape) == 2 else torch.empty(*shape[:-1], self.out_features)
+        )
         if self._run(self._address, x.data_ptr(), out.data_ptr(), x.numel() // self.in_features):
             raise MemoryError("int8_linear could not allocate its activation buffer")
         return out

@@ -22,11 +22,13 @@ from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.kernels import guard
 
 
-def _codes(weights: torch.Tensor, in_features: int) -> torch.Tensor:
-    """int8 codes from the ops' weights: int8 codes already, or "2bit" bytes."""
-    if weights.dtype == torch.int8:
-        return weights
-    return formats.layout("2bit").decoded(weights, (weights.shape[0], in_features))
+def _reference(x, weights, scale, bias, in_features: int, bits: float, act_bits, weight_dtype) -> torch.Tensor:
+    """The packed layer's torch reference for x (..., in) from the ops' weights: int8 codes, or "2bit" bytes."""
+    codes = weights
+    if weights.dtype != torch.int8:
+        codes = formats.layout("2bit").decoded(weights, (weights.shape[0], in_features))
+    out = guard.reference_packed(x.reshape(-1, in_features), codes, scale, bias, bits, act_bits, weight_dtype)
+    return out.reshape(*x.shape[:-1], weights.shape[0])
 
 
 @torch.library.custom_op("lightning_hybrid::packed_linear_cpu", mutates_args=())
@@ -46,9 +48,7 @@ def packed_linear_cpu(
     out = guard.native_int8_linear(x, lambda: Int8Linear(weights, w_scale, bias, act_bits, k), act_bits)
     if out is not None:
         return out
-    rows = x.reshape(-1, in_features)
-    want = guard.reference_packed(rows, _codes(weights, in_features), w_scale, bias, bits, act_bits, torch.float32)
-    return want.reshape(*x.shape[:-1], weights.shape[0])
+    return _reference(x, weights, w_scale, bias, in_features, bits, act_bits, torch.float32)
 
 
 @packed_linear_cpu.register_fake
@@ -72,10 +72,7 @@ def packed_linear_triton(
     output in `out_dtype` (the caller's ref.output_dtype(x), which autocast decides outside the op)."""
     out = guard.packed_linear(x, packed, scale, bias, in_features, bits, act_bits, weight_dtype)
     if out is None:
-        rows = x.reshape(-1, in_features)
-        codes = _codes(packed, in_features)
-        out = guard.reference_packed(rows, codes, scale, bias, bits, act_bits, weight_dtype)
-        out = out.reshape(*x.shape[:-1], packed.shape[0])
+        out = _reference(x, packed, scale, bias, in_features, bits, act_bits, weight_dtype)
     return out.to(out_dtype)
 
 
