@@ -47,6 +47,7 @@ class PackedBitLinear(nn.Module):
         self.cache_codes = cache_codes
         self._codes, self._codes_key = None, None
         self._native, self._native_key = None, None  # the C kernel bound to the codes, scales and bias
+        self._fast = None  # (kernel, packed, its _version, _native_key, scale, bias, guard.native_epoch): _fast_native
         self.in_features, self.out_features = in_features, out_features
         self.bits, self.layout, self.act_bits, self.weight_dtype = bits, layout, act_bits, weight_dtype
         self.width, self.storage = formats.width(bits), formats.layout(layout)
@@ -72,7 +73,7 @@ class PackedBitLinear(nn.Module):
 
     def _apply(self, fn, recurse=True):
         self._codes, self._codes_key = None, None  # a move or cast leaves the caches behind
-        self._native, self._native_key = None, None
+        self._native, self._native_key, self._fast = None, None, None
         return super()._apply(fn, recurse)
 
     def unpacked_weight(self) -> torch.Tensor:
@@ -83,16 +84,49 @@ class PackedBitLinear(nn.Module):
     def _bound_native(self) -> native.Int8Linear | None:
         """The C kernel bound to this layer's weights, scales and bias: the "2bit" bytes themselves for
         ternary and 2-bit codes, else the int8 codes. None for scales or a bias not in fp32 (a module cast
-        to another dtype: the torch path handles them)."""
-        scale, bias, direct = self._buffers["weight_scale"], self._parameters.get("bias"), self._reads_2bit
-        weights = self._buffers["weight_packed"] if direct else self.codes()
-        key = (id(weights), weights.data_ptr(), scale.data_ptr(), 0 if bias is None else bias.data_ptr())
+        to another dtype: the torch path handles them). Rebound when any of them is replaced or, for the
+        int8 codes, when the packed bytes change (codes())."""
+        scale, bias = self._buffers["weight_scale"], self._parameters.get("bias")
+        packed = self._buffers["weight_packed"]
+        key = (packed.data_ptr(), packed._version, scale.data_ptr(), 0 if bias is None else bias.data_ptr())
         if self._native_key != key:
+            direct = self._reads_2bit
+            weights = packed if direct else self.codes()
             fp32 = scale.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
             k = self.in_features if direct else None
             self._native = native.Int8Linear(weights, scale, bias, self.act_bits, k) if fp32 else None
             self._native_key = key
-        return self._native
+        kernel = self._native
+        self._fast = None if kernel is None else (kernel, packed, packed._version, key, scale, bias, guard.native_epoch)
+        return kernel
+
+    def _fast_native(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The C kernel for the decoding case with the fewest checks, or None for forward's general path: an
+        fp32 CPU input in eager mode without autocast, LIGHTNING_HYBRID_KERNELS unset, and the kernel that
+        the general path bound (_bound_native) still bound to these tensors with its verdict standing. At
+        batch 1 on a 128 -> 128 layer the general path's checks cost as much as the kernel itself."""
+        fast = self._fast
+        if fast is None or torch.compiler.is_compiling() or not x.is_cpu or x.dtype is not torch.float32:
+            return None
+        kernel, packed, version, key, scale, bias, epoch = fast
+        if (  # the data_ptr() checks: `t.data = other` keeps the object and its _version
+            packed is not self._buffers["weight_packed"]
+            or version != packed._version
+            or key[0] != packed.data_ptr()
+            or scale is not self._buffers["weight_scale"]
+            or key[2] != scale.data_ptr()
+            or bias is not self._parameters.get("bias")
+            or (bias is not None and key[3] != bias.data_ptr())
+            or epoch != guard.native_epoch
+            or native.MAX_TOKENS is not None
+            or kernels.overridden()
+            or torch.is_autocast_enabled("cpu")
+        ):
+            return None
+        try:
+            return kernel(x)
+        except Exception:  # a wrong shape, memory: the general path reports it
+            return None
 
     def _native_forward(self, x: torch.Tensor) -> torch.Tensor | None:
         """The C kernel's output for a CPU input with activations of <= 8 bits, or None for every other case.
@@ -146,6 +180,11 @@ class PackedBitLinear(nn.Module):
         return guard.packed_linear(*args, self.weight_dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._fast_native(x)
+        if out is not None:
+            return out
+        if x.shape[-1:] != (self.in_features,):  # before a kernel could take it for its own failure
+            raise ValueError(f"PackedBitLinear expects inputs of (..., {self.in_features}), got {tuple(x.shape)}.")
         # A CPU tensor reaches Triton only when LIGHTNING_HYBRID_KERNELS says so (the interpreter's tests)
         if (not x.is_cpu or kernels.overridden()) and self.layout == "2bit" and kernels.use_triton(x):
             out = self._triton_forward(x)

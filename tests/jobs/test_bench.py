@@ -72,6 +72,22 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path):
     assert "| adamw_cosine | 0.001 | 0 | failed |" in (out / "summary.md").read_text()
 
 
+@pytest.mark.slow
+def test_a_compiled_hybrid_run_finishes_in_the_grid(tmp_path):
+    out = tmp_path / "compiled"
+    _bench(
+        out,
+        "benchmark.methods=[hybrid]",
+        "benchmark.seeds=[0]",
+        "benchmark.lrs=[1.0e-2]",
+        "overrides=['compile=true']",
+    )
+    [row] = list(csv.DictReader((out / "results.csv").open()))
+    assert row["status"] == "ok" and float(row["final_val_loss"]) < 5.0, row
+    run = out / "runs" / "smoke_ternary" / "hybrid" / "lr0.01" / "seed0"
+    assert "compile=true" in json.loads((run / "result.json").read_text())["overrides"]
+
+
 def test_missing_text_path_is_a_clear_error(tmp_path):
     cmd = [sys.executable, "-m", "lightning_hybrid.bench", f"out_dir={tmp_path}", "benchmark=full"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -9,7 +9,7 @@ import torch
 from lightning_hybrid.quant import formats
 from lightning_hybrid.quant import reference as ref
 from lightning_hybrid.quant.inference import PackedBitLinear
-from lightning_hybrid.quant.kernels import native, use_int8_cpu
+from lightning_hybrid.quant.kernels import guard, native, use_int8_cpu
 
 
 def _layer(bits=1.58, act_bits=8, k=37, n=11, layout="2bit", cache_codes=True, seed=0):
@@ -83,6 +83,58 @@ def test_a_few_tokens_take_the_c_kernel_which_follows_in_place_changes(layout, m
     want = other(x)
     monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS")
     assert torch.equal(layer(x), want) and not torch.equal(want, before)
+
+
+def _counting_kernel_calls(monkeypatch) -> list:
+    calls, run = [], native.Int8Linear.__call__
+    monkeypatch.setattr(native.Int8Linear, "__call__", lambda self, x: calls.append(1) or run(self, x))
+    return calls
+
+
+def test_the_bound_kernel_follows_replaced_tensors(monkeypatch):
+    # The oracle: a fresh layer holding the new tensors, on the torch reference
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    layer, other, x = _layer(), _layer(seed=5), torch.randn(1, 37)
+    calls = _counting_kernel_calls(monkeypatch)
+    before = layer(x)
+    layer.weight_packed = other.weight_packed.clone()  # new objects, not in-place changes
+    layer.weight_scale = other.weight_scale.clone()
+    layer.bias = torch.nn.Parameter(other.bias.detach().clone(), requires_grad=False)
+    got = layer(x)
+    swapped = _layer(seed=9)
+    layer.weight_packed.data = swapped.weight_packed.clone()  # the same objects over new memory
+    layer.weight_scale.data = swapped.weight_scale.clone()
+    layer.bias.data = swapped.bias.detach().clone()
+    got_swapped = layer(x)
+    layer.bias.data = other.bias.detach().clone()  # the bias alone
+    got_bias = layer(x)
+    monkeypatch.setenv("LIGHTNING_HYBRID_KERNELS", "torch")
+    assert torch.equal(got, other(x)) and not torch.equal(got, before)
+    assert torch.equal(got_swapped, swapped(x)) and len(calls) == 4
+    swapped.bias.data = other.bias.detach().clone()
+    assert torch.equal(got_bias, swapped(x))
+
+
+def test_a_withdrawn_verdict_stops_every_bound_layer(monkeypatch):
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    monkeypatch.setattr(guard, "_verdicts", {})  # this test's verdicts only
+    layer, x = _layer(), torch.randn(1, 37)
+    calls = _counting_kernel_calls(monkeypatch)
+    want, served = layer(x), len(calls)  # the kernel's trial, then this call
+    with pytest.warns(UserWarning, match="int8_linear"):
+        guard.native_failed(8, RuntimeError("a failure in another layer"))
+    assert torch.equal(layer(x), want) and len(calls) == served  # the torch path, same bits
+
+
+def test_an_input_of_the_wrong_width_is_refused_and_the_kernel_keeps_serving(monkeypatch, recwarn):
+    monkeypatch.delenv("LIGHTNING_HYBRID_KERNELS", raising=False)
+    layer = _layer()
+    calls = _counting_kernel_calls(monkeypatch)
+    layer(torch.randn(1, 37))
+    with pytest.raises(ValueError, match=r"\(\.\.\., 37\), got \(1, 36\)"):
+        layer(torch.randn(1, 36))
+    layer(torch.randn(1, 37))
+    assert len(calls) == 3 and not [w for w in recwarn if "int8_linear" in str(w.message)]
 
 
 def test_low_precision_inputs_take_the_c_kernel_with_the_reference_bits(monkeypatch):

@@ -35,11 +35,16 @@ TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-4}
 LOW_PRECISION_TOLERANCE = 3e-2
 
 _verdicts: dict[tuple, bool] = {}
+# Counts the withdrawals of the C kernel's verdicts (native_failed, reset): PackedBitLinear reuses a kernel
+# it bound without asking native_trusted again only while this is unchanged.
+native_epoch = 0
 
 
 def reset() -> None:
     """Forget every verdict (tests; a process that changed its GPU setup)."""
+    global native_epoch
     _verdicts.clear()
+    native_epoch += 1
 
 
 NATIVE = "int8_linear (C, CPU)"  # kernels/native.py
@@ -186,7 +191,9 @@ def native_trusted(act_bits: int) -> bool:
 
 def native_failed(act_bits: int, err: Exception) -> None:
     """An error of the C kernel on a call, as call() treats one: the torch path from now on, one warning."""
+    global native_epoch
     _verdicts[(NATIVE, act_bits)] = False
+    native_epoch += 1
     _warn(NATIVE, (act_bits,), f"{type(err).__name__}: {err}", "on a call")
 
 

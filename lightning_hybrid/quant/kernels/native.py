@@ -139,7 +139,8 @@ class Int8Linear:
                 raise ValueError(f"`{name}` must be contiguous fp32 with {' or '.join(map(str, size))} values.")
         if not 2 <= act_bits <= 8:
             raise ValueError(f"`act_bits` must be in [2, 8], got {act_bits!r}.")
-        self._keep = (weights, w_scale, bias)
+        # aliases of the memory the kernel reads: it stays allocated even if a tensor's .data is replaced
+        self._keep = tuple(None if t is None else t.detach() for t in (weights, w_scale, bias))
         self.in_features, self.out_features = k, n
         self._layer = _Layer(
             weights.data_ptr(),
