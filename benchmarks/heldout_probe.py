@@ -105,8 +105,7 @@ def main() -> None:
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     summary = train(cfg, args.out / f"{args.source}_seed{args.seed}", extra_callbacks=callbacks)
-    scale = summary.get("LearnedScale") or summary.get("HeldOutScale")
-    print(f"source={args.source} seed={args.seed} val_loss={summary['val_loss']} scale={scale}")
+    print(f"source={args.source} seed={args.seed} val_loss={summary['val_loss']} scale={summary['LearnedScale']}")
 
 
 if __name__ == "__main__":

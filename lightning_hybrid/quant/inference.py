@@ -47,7 +47,7 @@ class PackedBitLinear(nn.Module):
         self.cache_codes = cache_codes
         self._codes, self._codes_key = None, None
         self._native, self._native_key = None, None  # the C kernel bound to the codes, scales and bias
-        self._fast = None  # (kernel, packed, its _version, _native_key, scale, bias, guard.native_epoch): _fast_native
+        self._fast = None  # (packed, scale, bias, guard.native_epoch) when _native was bound: _fast_native
         self.in_features, self.out_features = in_features, out_features
         self.bits, self.layout, self.act_bits, self.weight_dtype = bits, layout, act_bits, weight_dtype
         self.width, self.storage = formats.width(bits), formats.layout(layout)
@@ -97,7 +97,7 @@ class PackedBitLinear(nn.Module):
             self._native = native.Int8Linear(weights, scale, bias, self.act_bits, k) if fp32 else None
             self._native_key = key
         kernel = self._native
-        self._fast = None if kernel is None else (kernel, packed, packed._version, key, scale, bias, guard.native_epoch)
+        self._fast = None if kernel is None else (packed, scale, bias, guard.native_epoch)
         return kernel
 
     def _fast_native(self, x: torch.Tensor) -> torch.Tensor | None:
@@ -108,10 +108,10 @@ class PackedBitLinear(nn.Module):
         fast = self._fast
         if fast is None or torch.compiler.is_compiling() or not x.is_cpu or x.dtype is not torch.float32:
             return None
-        kernel, packed, version, key, scale, bias, epoch = fast
+        (packed, scale, bias, epoch), key = fast, self._native_key
         if (  # the data_ptr() checks: `t.data = other` keeps the object and its _version
             packed is not self._buffers["weight_packed"]
-            or version != packed._version
+            or key[1] != packed._version
             or key[0] != packed.data_ptr()
             or scale is not self._buffers["weight_scale"]
             or key[2] != scale.data_ptr()
@@ -124,7 +124,7 @@ class PackedBitLinear(nn.Module):
         ):
             return None
         try:
-            return kernel(x)
+            return self._native(x)
         except Exception:  # a wrong shape, memory: the general path reports it
             return None
 
