@@ -1,4 +1,4 @@
-"""What PrecisionAllocator needs from a Trainer: held-out batches and a loss for a batch."""
+"""What PrecisionAllocator and LearnedScale need from a Trainer: held-out batches and a loss for a batch."""
 
 from __future__ import annotations
 
@@ -25,6 +25,40 @@ def held_out_batches(trainer: pl.Trainer, pl_module: pl.LightningModule, count: 
         raise ValueError("PrecisionAllocator: val_dataloader() yielded no batch to measure layer sensitivity on.")
     device = next(pl_module.parameters()).device
     return [pl_module.transfer_batch_to_device(b, device, 0) for b in batches]
+
+
+HELDOUT_SEED = 2024  # every run (and every DDP rank) draws the same held-out batches in the same order
+
+
+class HeldOutDraw:
+    """Batch j of the DataModule's `heldout_dataloader()`, drawn by its index alone: pass p over the
+    held-out items is a permutation seeded by p, so every rank draws the same batch and a resumed run
+    continues the sequence where it stopped. `who`/`argument` name the setting in errors."""
+
+    def __init__(self, trainer: pl.Trainer, who: str, argument: str) -> None:
+        source = trainer.datamodule
+        if source is None or not callable(getattr(source, "heldout_dataloader", None)):
+            raise ValueError(
+                f"{who}({argument}) reads batches the run never trains on from the DataModule's heldout_dataloader(), "
+                f"but {'no DataModule was given' if source is None else type(source).__name__ + ' defines none'}: "
+                "give one (lightning_hybrid's DataModules take heldout_fraction=...), or drop the argument."
+            )
+        loader = source.heldout_dataloader()
+        self.dataset, self.collate = loader.dataset, loader.collate_fn
+        self.batch_size = loader.batch_size or 1
+        if len(self.dataset) == 0:
+            raise ValueError(
+                f"{who}({argument}): {type(source).__name__}.heldout_dataloader() holds no item; "
+                "set the DataModule's heldout_fraction above 0."
+            )
+        self.batch_size = min(self.batch_size, len(self.dataset))
+        self.per_pass = len(self.dataset) // self.batch_size  # whole batches only: a remnant is noisier
+
+    def __call__(self, index: int) -> Any:
+        passes, position = divmod(index, self.per_pass)
+        order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(HELDOUT_SEED + passes))
+        items = order[position * self.batch_size : (position + 1) * self.batch_size].tolist()
+        return self.collate([self.dataset[i] for i in items])
 
 
 def step_loss(module: pl.LightningModule, batch: Any) -> torch.Tensor:

@@ -8,6 +8,7 @@ import lightning.pytorch as pl
 import torch
 from typing_extensions import override
 
+from lightning_hybrid.callbacks._plan import HeldOutDraw, step_loss
 from lightning_hybrid.callbacks._steps import (
     StepGuard,
     drop_gradients,
@@ -15,9 +16,10 @@ from lightning_hybrid.callbacks._steps import (
     report_summary,
     trainable,
 )
+from lightning_hybrid.control.heldout import GapAverage, difference
 from lightning_hybrid.control.scale import Displacement, ScaleSettings, ScaleTuner
 from lightning_hybrid.quant.linear import BitLinear
-from lightning_hybrid.utils.checks import choice
+from lightning_hybrid.utils.checks import choice, in_open_unit, non_negative_int
 from lightning_hybrid.utils.settings import strict
 
 SCALES = ("one", "per_kind")
@@ -45,6 +47,16 @@ class LearnedScale(pl.Callback):
         scales: "one" (Mechanic's: one scale for every parameter) or "per_kind" (one each for the
             KINDS: quantized layers' latent weights, other matrices, vectors; each learned from the
             hypergradient over its own parameters).
+        heldout_every: every that many optimizer steps, one batch of the DataModule's
+            `heldout_dataloader()` (data the run never trains on: lightning_hybrid's DataModules take
+            heldout_fraction=...) gives the gradient at the step's weights, and the running average of
+            (g_held_out - g_train) . Delta, where positive, is added to every step's hypergradient
+            (lightning_hybrid/control/heldout.py): for data seen over several epochs, where the training
+            batch's hypergradient keeps the scale above the one that generalizes. From the second epoch on:
+            in the first every training batch is unseen, its gradient already held-out evidence. The cost:
+            one forward and backward (training_step, logging muted) per heldout_every steps after the first
+            epoch; none for a run shorter than an epoch. 0: off.
+        heldout_memory: the discount of that running average, per held-out batch.
         **settings (lightning_hybrid.control.ScaleSettings): betas, s_init, decay, eps.
 
     Works through the optimizer's step post-hook, so after gradient clipping and with gradient
@@ -56,13 +68,25 @@ class LearnedScale(pl.Callback):
     """
 
     def __init__(
-        self, divide_by_base_lr: bool = True, scales: str = "one", rescale_past: bool = True, **settings: Any
+        self,
+        divide_by_base_lr: bool = True,
+        scales: str = "one",
+        rescale_past: bool = True,
+        heldout_every: int = 0,
+        heldout_memory: float = 0.9,
+        **settings: Any,
     ) -> None:
         for name, value in (("divide_by_base_lr", divide_by_base_lr), ("rescale_past", rescale_past)):
             if not isinstance(value, bool):
                 raise ValueError(f"`{name}` must be True or False, got {value!r}.")
         self.divide_by_base_lr, self.rescale_past = divide_by_base_lr, rescale_past
         self.scales = choice("scales", scales, SCALES)
+        self.heldout_every = non_negative_int("heldout_every", heldout_every)
+        self.heldout_memory = in_open_unit("heldout_memory", heldout_memory)
+        if heldout_every and not rescale_past:
+            raise ValueError("LearnedScale(heldout_every>0) corrects d loss / d s = g . Delta: use rescale_past=True.")
+        self.gap: GapAverage | None = None
+        self._draw: HeldOutDraw | None = None
         self.settings = strict(ScaleSettings, settings, "LearnedScale")
         self.tuner: ScaleTuner | None = None
         self.displacement: Displacement | None = None
@@ -91,9 +115,14 @@ class LearnedScale(pl.Callback):
         kinds = _kinds(pl_module, self._params) if self.scales == "per_kind" else None
         self.tuner = ScaleTuner(self.settings, device, count=len(KINDS) if kinds else 1)
         self.displacement = Displacement(self._params, self._units(trainer.optimizers[0]), kinds)
+        if self.heldout_every:
+            self._draw = HeldOutDraw(trainer, "LearnedScale", f"heldout_every={self.heldout_every}")
+            self.gap = GapAverage(self.heldout_memory, device, self.tuner.count)
         if self._restored is not None:
             self.tuner.load_state_dict(self._restored)
             self.displacement.load_state_dict(self._restored)
+            if self.gap is not None:
+                self.gap.load_state_dict(self._restored)
             self._restored = None
         else:  # a fresh run starts at theta_0: scale 0 until the first hypergradient
             self.displacement.place(self._params, self.tuner.scale)
@@ -127,6 +156,18 @@ class LearnedScale(pl.Callback):
         if self._skip:  # the guard reported it
             drop_gradients(self._params)
             self.skipped += 1
+        elif self.heldout_every and trainer.current_epoch > 0 and self.steps % self.heldout_every == 0:
+            self._observe_heldout(trainer, pl_module)
+
+    def _observe_heldout(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """One held-out batch's gradient at these weights (before clipping, as the training gradient here is)."""
+        params = self._params
+        batch = pl_module.transfer_batch_to_device(self._draw(self.gap.observed), params[0].device, 0)
+        with torch.enable_grad(), trainer.precision_plugin.forward_context():
+            loss = step_loss(pl_module, batch)
+        heldout = torch.autograd.grad(loss, params, allow_unused=True)
+        diff = difference(list(heldout), [p.grad for p in params])
+        self.gap.observe(self.displacement.hypergradient(params, diff, self.tuner.scale, decay=0.0))
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if not self._skip:
@@ -138,6 +179,8 @@ class LearnedScale(pl.Callback):
         tuner, displacement = self.tuner, self.displacement
         before = tuner.scale
         h = displacement.hypergradient(self._params, [p.grad for p in self._params], before, self.settings.decay)
+        if self.gap is not None:
+            h = h + self.gap.correction
         if self.rescale_past:
             displacement.accumulate(self._params, before)
             tuner.update(h)
@@ -159,6 +202,8 @@ class LearnedScale(pl.Callback):
 
     def summary(self) -> dict[str, float | int]:
         summary: dict[str, float | int] = {"steps": self.steps, "skipped_steps": self.skipped}
+        if self.gap is not None:
+            summary["heldout_batches"] = self.gap.observed
         if self.tuner is None or self.tuner.count == 1:
             scale = float(self.tuner.scale) if self.tuner is not None else 0.0
             return {**summary, "final_scale": float(f"{scale:.4g}")}
@@ -174,6 +219,8 @@ class LearnedScale(pl.Callback):
         if self.tuner is not None:
             state.update(self.tuner.state_dict())
             state.update(self.displacement.state_dict())
+        if self.gap is not None:
+            state.update(self.gap.state_dict())
         return state
 
     @override

@@ -244,6 +244,16 @@ class ClusterDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
         )
 
+    def heldout_dataloader(self) -> DataLoader:
+        """The wrapped DataModule's held-out batches (LearnedScale(heldout_every=...)); only a DataModule has them."""
+        heldout = getattr(self.data, "heldout_dataloader", None)
+        if not callable(heldout):
+            raise ValueError(
+                f"ClusterDataModule wraps a {type(self.data).__name__}, which has no heldout_dataloader(): wrap a "
+                "DataModule that has one (TextDataModule(heldout_fraction=...)), or drop LearnedScale's heldout_every."
+            )
+        return heldout()
+
     @override
     def test_dataloader(self) -> Any:
         if isinstance(self.data, pl.LightningDataModule):

@@ -13,7 +13,7 @@ from typing_extensions import override
 
 from lightning_hybrid.data.corpora import read_bytes
 from lightning_hybrid.data.resumable import resumable_shuffled
-from lightning_hybrid.utils.checks import choice, in_open_unit, non_negative_int, positive_int
+from lightning_hybrid.utils.checks import choice, in_open_unit, non_negative_int, number, positive_int
 
 TOKENIZERS = ("byte", "char")
 MIN_VAL_BATCHES = 4  # fewer validation batches than this: warn
@@ -68,6 +68,9 @@ class TextDataModule(pl.LightningDataModule):
         tokenizer: "byte" (vocab 256) or "char" (the text's sorted alphabet, nanoGPT's shakespeare_char).
         encoding: the text's encoding (re-encoded as UTF-8 for the byte tokenizer); a binary file, or one that
             does not decode in it, is refused.
+        heldout_fraction: the last fraction of the training text is not trained on but served, as every
+            window in it, by `heldout_dataloader()` (LearnedScale(heldout_every=...) reads its evidence
+            there); 0: none.
     """
 
     def __init__(
@@ -81,10 +84,12 @@ class TextDataModule(pl.LightningDataModule):
         max_bytes: int | None = 2_000_000,
         num_workers: int = 0,
         encoding: str = "utf-8",
+        heldout_fraction: float = 0.0,
     ) -> None:
         super().__init__()
         choice("tokenizer", tokenizer, TOKENIZERS)
         in_open_unit("val_fraction", val_fraction)
+        self.heldout_fraction = number("heldout_fraction", heldout_fraction, 0.0, 1.0, open_high=True)
         for name, value in (("block_size", block_size), ("batch_size", batch_size), ("val_windows", val_windows)):
             positive_int(name, value)
         non_negative_int("num_workers", num_workers)
@@ -111,21 +116,24 @@ class TextDataModule(pl.LightningDataModule):
         self._load()
         return self._vocab_size
 
-    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tokens = self._load()
         n_train = int(len(tokens) * (1 - self.val_fraction))
-        train, val = tokens[:n_train], tokens[n_train:]
-        if min(len(train), len(val)) <= self.block_size + 1:
+        n_held = int(n_train * self.heldout_fraction)
+        train, held, val = tokens[: n_train - n_held], tokens[n_train - n_held : n_train], tokens[n_train:]
+        if min(len(x) for x in (train, val, held)[: 3 if n_held else 2]) <= self.block_size + 1:
             raise ValueError(
                 f"The corpus ({len(tokens)} tokens) is too short for block_size={self.block_size} with "
-                f"val_fraction={self.val_fraction}: each split needs more than block_size + 1 tokens."
+                f"val_fraction={self.val_fraction} and heldout_fraction={self.heldout_fraction}: each split "
+                "needs more than block_size + 1 tokens."
             )
-        return train, val
+        return train, held, val
 
     @override
     def setup(self, stage: str | None = None) -> None:
-        train, val = self._split()
+        train, held, val = self._split()
         self.train_set = Windows(train, self.block_size, torch.arange(len(train) - self.block_size))
+        self.heldout_set = Windows(held, self.block_size, torch.arange(max(0, len(held) - self.block_size)))
         last = len(val) - self.block_size - 1
         starts = torch.linspace(0, last, min(self.val_windows, last + 1)).long()
         self.val_set = Windows(val, self.block_size, starts)
@@ -143,3 +151,7 @@ class TextDataModule(pl.LightningDataModule):
     @override
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
+
+    def heldout_dataloader(self) -> DataLoader:
+        """Every window of the held-out text, in batches of `batch_size` (none unless heldout_fraction > 0)."""
+        return DataLoader(self.heldout_set, batch_size=self.batch_size, num_workers=self.num_workers)

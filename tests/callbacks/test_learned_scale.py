@@ -4,6 +4,7 @@ skips non-finite steps, resumes exactly, and names bad arguments."""
 import lightning.pytorch as pl
 import pytest
 import torch
+import torch.nn.functional as F
 
 from helpers.hybrid import ScheduledClassifier, StepProbe, fit
 from lightning_hybrid.callbacks.learned_scale import LearnedScale
@@ -66,13 +67,14 @@ def test_a_non_finite_gradient_skips_the_step_and_leaves_the_state_finite():
     assert all(torch.isfinite(d).all() for d in scale.displacement.delta) and torch.isfinite(scale.tuner.scale)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"scales": "per_kind"}, {"rescale_past": False}])
+@pytest.mark.parametrize("kwargs", [{}, {"scales": "per_kind"}, {"rescale_past": False}, {"heldout_every": 2}], ids=str)
 def test_resume_from_a_checkpoint_continues_exactly(tmp_path, kwargs):
+    heldout = "heldout_every" in kwargs
     save = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=6, save_top_k=-1, filename="{step}")
     full = [LearnedScale(**kwargs), StepProbe(), ScaleProbe()]
-    fit(full + [save], max_steps=12, gradient_clip_val=1.0, enable_checkpointing=True)
+    fit(full + [save], max_steps=12, gradient_clip_val=1.0, enable_checkpointing=True, heldout=heldout)
     resumed = [LearnedScale(**kwargs), StepProbe(), ScaleProbe()]
-    fit(resumed, max_steps=12, gradient_clip_val=1.0, ckpt_path=tmp_path / "step=6.ckpt")
+    fit(resumed, max_steps=12, gradient_clip_val=1.0, ckpt_path=tmp_path / "step=6.ckpt", heldout=heldout)
     assert resumed[2].scales == full[2].scales[6:]  # oracle: the uninterrupted run, exactly
     for a, b in zip(full[1].weights[-1], resumed[1].weights[-1]):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -99,6 +101,8 @@ def test_several_optimizers_are_refused():
         ({"lr": 1.0}, "lr"),
         ({"divide_by_base_lr": "yes"}, "`divide_by_base_lr` must be True or False"),
         ({"scales": "per_layer"}, "`scales` must be one of"),
+        ({"heldout_every": -1}, "`heldout_every` must be a non-negative integer, got -1"),
+        ({"heldout_memory": 1.0}, "`heldout_memory` must be"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
@@ -150,3 +154,44 @@ def test_without_rescaling_the_past_each_step_is_taken_at_its_own_scale():
         expected = start[i] - sum(s * g[i] for s, g in zip(record.scales, record.grads))
         torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-7)
     assert len(set(record.scales)) > 6  # the scale did change along the run
+
+
+class HeldOutGradients(pl.Callback):
+    """What LearnedScale sees before each step: the training gradients, the weights and Delta."""
+
+    def __init__(self) -> None:
+        self.grads, self.weights, self.deltas = [], [], []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        scale = next(c for c in trainer.callbacks if isinstance(c, LearnedScale))
+        self.grads.append([torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in pl_module.parameters()])
+        self.weights.append([p.detach().clone() for p in pl_module.parameters()])
+        self.deltas.append([d.clone() for d in scale.displacement.delta])
+
+
+def test_held_out_batches_correct_the_hypergradient_by_their_averaged_gap():
+    scale, seen = LearnedScale(heldout_every=3, heldout_memory=0.5), HeldOutGradients()
+    _, model = fit([seen, scale], max_steps=10, heldout=True)
+    assert scale.summary()["heldout_batches"] == 2  # steps 6 and 9: the second epoch (6 steps each) on
+    # oracle: each gap recomputed by hand, (g_held_out - g_train) . Delta at that step's weights, on the
+    # batch the callback's draw gives, and the debiased average of the two at memory 0.5
+    gaps = []
+    for index, step in enumerate((6, 9)):
+        with torch.no_grad():
+            for p, w in zip(model.parameters(), seen.weights[step]):
+                p.copy_(w)
+        x, y = scale._draw(index)
+        heldout = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()), allow_unused=True)
+        heldout = [torch.zeros_like(p) if h is None else h for h, p in zip(heldout, model.parameters())]
+        parts = zip(heldout, seen.grads[step], seen.deltas[step])
+        gaps.append(sum(((h - g) * d).sum() for h, g, d in parts))
+    expected = (0.5 * 0.5 * gaps[0] + 0.5 * gaps[1]) / (1 - 0.5**2)
+    torch.testing.assert_close(scale.gap.value, expected, rtol=1e-4, atol=1e-7)
+    assert abs(float(expected)) > 0
+
+
+def test_held_out_batches_need_a_held_out_loader():
+    with pytest.raises(ValueError, match=r"LearnedScale\(heldout_every=3\) .* heldout_dataloader\(\)"):
+        fit([LearnedScale(heldout_every=3)], max_steps=2)
+    with pytest.raises(ValueError, match="heldout_every>0.*rescale_past=True"):
+        LearnedScale(heldout_every=3, rescale_past=False)

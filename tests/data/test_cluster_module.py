@@ -152,6 +152,17 @@ def test_text_corpus_clusters_by_ngrams_and_reads_through_the_text_module(tmp_pa
     assert len(dm.val_dataloader()) > 0
 
 
+def test_held_out_batches_come_from_the_wrapped_data_module(tmp_path):
+    dm = ClusteredTextDataModule(
+        max_bytes=20_000, block_size=32, batch_size=8, num_clusters=3, cache_dir=tmp_path, heldout_fraction=0.1
+    )
+    dm.setup("fit")
+    # oracle: the wrapped TextDataModule's own held-out windows (the last 10% of its training text)
+    assert dm.heldout_dataloader().dataset is dm.data.heldout_set and len(dm.data.heldout_set) > 0
+    with pytest.raises(ValueError, match="wraps a TensorDataset, which has no heldout_dataloader"):
+        _module(tmp_path).heldout_dataloader()
+
+
 class _SeenBatches(pl.Callback):
     def __init__(self):
         self.inputs, self.clusters = [], []

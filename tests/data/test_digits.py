@@ -25,3 +25,19 @@ def test_batches_and_bad_arguments():
         DigitsDataModule(batch_size=0)
     with pytest.raises(ValueError, match="`val_fraction`"):
         DigitsDataModule(val_fraction=1.0)
+
+
+def test_held_out_images_are_neither_trained_nor_validated_on():
+    plain, held = DigitsDataModule(), DigitsDataModule(heldout_fraction=0.1)
+    x_val, x_train, x_held = held.val_set.tensors[0], held.train_set.tensors[0], held.heldout_set.tensors[0]
+    # oracle: the split by hand: the first round(0.1 * 1348) = 135 of the plain run's 1,348 training images
+    # (a fixed permutation) hold out, the rest train, validation is unchanged
+    x_plain = plain.train_set.tensors[0]
+    assert len(x_held) == 135 and len(plain.heldout_set) == 0
+    torch.testing.assert_close(x_held, x_plain[:135], rtol=0, atol=0)
+    torch.testing.assert_close(x_train, x_plain[135:], rtol=0, atol=0)
+    torch.testing.assert_close(x_val, plain.val_set.tensors[0], rtol=0, atol=0)
+    x, y = next(iter(held.heldout_dataloader()))
+    assert x.shape == (32, 64) and y.shape == (32,)
+    with pytest.raises(ValueError, match="`heldout_fraction` must be"):
+        DigitsDataModule(heldout_fraction=-0.1)

@@ -88,3 +88,19 @@ def test_a_validation_split_of_few_batches_warns(tmp_path):
     data = TextDataModule(path=path, tokenizer="char", block_size=8, batch_size=12, val_windows=24)
     with pytest.warns(UserWarning, match=r"makes only 2 batch\(es\) of 12 windows"):
         data.setup("fit")
+
+
+def test_a_held_out_fraction_comes_off_the_end_of_the_training_text(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_bytes(bytes(range(32, 127)) * 10)  # 950 bytes: 855 train, 95 validate
+    plain = TextDataModule(path=text, block_size=8, batch_size=4, val_windows=10)
+    held = TextDataModule(path=text, block_size=8, batch_size=4, val_windows=10, heldout_fraction=0.2)
+    plain.setup(), held.setup()
+    # oracle: the split by hand: the last int(855 * 0.2) = 171 training bytes hold out, validation is unchanged
+    assert len(held.train_set) == 855 - 171 - 8 and len(held.heldout_set) == 171 - 8
+    assert held.heldout_set.tokens.tolist() == plain.train_set.tokens[855 - 171 :].tolist()
+    torch.testing.assert_close(held.val_set.stacked(0, 10)[0], plain.val_set.stacked(0, 10)[0], rtol=0, atol=0)
+    x, _ = next(iter(held.heldout_dataloader()))
+    assert x.shape == (4, 8) and len(plain.heldout_set) == 0
+    with pytest.raises(ValueError, match="`heldout_fraction` must be"):
+        TextDataModule(path=text, heldout_fraction=1.0)

@@ -48,7 +48,17 @@ class StepProbe(pl.Callback):
             self.weights.append(after)
 
 
-def fit(callbacks, max_steps=12, ckpt_path=None, model=None, **trainer_kwargs):
+class HeldOutData(pl.LightningDataModule):
+    """classification_loader's 96 training items, and 40 others (another seed) held out."""
+
+    def train_dataloader(self):
+        return classification_loader(n=96)
+
+    def heldout_dataloader(self):
+        return classification_loader(n=40, seed=1)
+
+
+def fit(callbacks, max_steps=12, ckpt_path=None, model=None, heldout=False, **trainer_kwargs):
     torch.manual_seed(0)
     model = model or ScheduledClassifier()
     defaults = {
@@ -64,7 +74,8 @@ def fit(callbacks, max_steps=12, ckpt_path=None, model=None, **trainer_kwargs):
         limit_val_batches=0,
         **{**defaults, **trainer_kwargs},
     )
-    trainer.fit(model, classification_loader(n=96), ckpt_path=ckpt_path)  # 6 steps an epoch
+    data = {"datamodule": HeldOutData()} if heldout else {"train_dataloaders": classification_loader(n=96)}
+    trainer.fit(model, ckpt_path=ckpt_path, **data)  # 6 steps an epoch
     return trainer, model
 
 

@@ -2,7 +2,7 @@
 scale after every step, for comparison across ranks.
 
 Run as a script: strategy="ddp" relaunches sys.argv in every process, which pytest cannot be.
-    python tests/scripts/ddp_learned_scale.py OUT_DIR
+    python tests/scripts/ddp_learned_scale.py OUT_DIR [HELDOUT_EVERY]
 """
 
 import sys
@@ -26,13 +26,15 @@ class ScaleHistory(pl.Callback):
         self.scales.append(float(scale.tuner.scale))
 
 
-def main(out: Path) -> None:
+def main(out: Path, heldout_every: int) -> None:
     torch.set_num_threads(1)
     pl.seed_everything(0)
-    data = TextDataModule(max_bytes=100_000, block_size=16, batch_size=4)  # the stdlib source
+    # the stdlib source; with held-out batches a text so short that an epoch is 8 steps (they start in the second)
+    size = {"max_bytes": 150, "val_fraction": 0.3, "heldout_fraction": 0.3} if heldout_every else {"max_bytes": 100_000}
+    data = TextDataModule(block_size=16, batch_size=4, **size)
     model = LanguageModel(vocab_size=data.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32, warmup_steps=2)
     history = ScaleHistory()
-    callbacks = [TernaryQAT(), LearnedScale(), history]
+    callbacks = [TernaryQAT(), LearnedScale(heldout_every=heldout_every), history]
     trainer = two_process_trainer(max_steps=16, gradient_clip_val=1.0, callbacks=callbacks)
     trainer.fit(model, data)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -41,4 +43,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0)
