@@ -1,10 +1,12 @@
 """Probe: LearnedScale with its hypergradient taken on held-out images instead of the training batch, on
 the digits workload (the suite's multi-epoch task, where every LR-free method ends above tuned AdamW).
-Diagnosis, not a product feature: each step costs one more forward and backward.
+Diagnosis: each step costs one more forward and backward (with --every N, one per N steps, the form
+LearnedScale(heldout_every=N) ships with its own split, its positive part only and from the second epoch on).
 
-    python benchmarks/heldout_probe.py --source train --seed 0     # LearnedScale as shipped
+    python benchmarks/heldout_probe.py --source train --seed 0     # LearnedScale at heldout_every=0
     python benchmarks/heldout_probe.py --source split --seed 0     # 10% of the training images held out
     python benchmarks/heldout_probe.py --source val --seed 0       # the validation images (an upper bound)
+    python benchmarks/heldout_probe.py --source split --every 10 --seed 0  # the held-out gap every 10 steps
 
 Why: d loss / d s = g . Delta on a batch that earlier epochs already fitted measures the training loss,
 which keeps falling at a large scale while the validation loss rises (the shipped LearnedScale learns
@@ -13,7 +15,7 @@ measures the held-out loss instead. `split` trains on the other 90% of the train
 validation images stay untouched); `val` reads the validation images themselves, which leaks them into
 the scale and only bounds what a held-out signal could give.
 
-Prints the final val loss and the learned scale; the run directory is --out/<source>_seed<seed>.
+Prints the final val loss and the learned scale; the run directory is --out/<source>_every<N>_seed<seed>.
 """
 
 from __future__ import annotations
@@ -146,7 +148,8 @@ def main() -> None:
     with initialize_config_dir(config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     summary = train(cfg, args.out / f"{args.source}_every{args.every}_seed{args.seed}", extra_callbacks=callbacks)
-    print(f"source={args.source} seed={args.seed} val_loss={summary['val_loss']} scale={summary['LearnedScale']}")
+    scale = next(v for k, v in summary.items() if isinstance(v, dict) and "final_scale" in v)
+    print(f"source={args.source} every={args.every} seed={args.seed} val_loss={summary['val_loss']} scale={scale}")
 
 
 if __name__ == "__main__":

@@ -154,7 +154,13 @@ def test_text_corpus_clusters_by_ngrams_and_reads_through_the_text_module(tmp_pa
 
 def test_held_out_batches_come_from_the_wrapped_data_module(tmp_path):
     dm = ClusteredTextDataModule(
-        max_bytes=20_000, block_size=32, batch_size=8, num_clusters=3, cache_dir=tmp_path, heldout_fraction=0.1
+        max_bytes=20_000,
+        block_size=32,
+        batch_size=8,
+        num_clusters=3,
+        cache_dir=tmp_path,
+        heldout_fraction=0.1,
+        heldout_chunk=512,
     )
     dm.setup("fit")
     # oracle: the wrapped TextDataModule's own held-out windows (the last 10% of its training text)

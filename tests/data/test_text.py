@@ -90,17 +90,25 @@ def test_a_validation_split_of_few_batches_warns(tmp_path):
         data.setup("fit")
 
 
-def test_a_held_out_fraction_comes_off_the_end_of_the_training_text(tmp_path):
+def test_a_held_out_fraction_is_spread_through_the_training_text_in_chunks(tmp_path):
     text = tmp_path / "t.txt"
     text.write_bytes(bytes(range(32, 127)) * 10)  # 950 bytes: 855 train, 95 validate
     plain = TextDataModule(path=text, block_size=8, batch_size=4, val_windows=10)
-    held = TextDataModule(path=text, block_size=8, batch_size=4, val_windows=10, heldout_fraction=0.2)
+    held = TextDataModule(
+        path=text, block_size=8, batch_size=4, val_windows=10, heldout_fraction=0.25, heldout_chunk=100
+    )
     plain.setup(), held.setup()
-    # oracle: the split by hand: the last int(855 * 0.2) = 171 training bytes hold out, validation is unchanged
-    assert len(held.train_set) == 855 - 171 - 8 and len(held.heldout_set) == 171 - 8
-    assert held.heldout_set.tokens.tolist() == plain.train_set.tokens[855 - 171 :].tolist()
+    # oracle: the split by hand: of the 100-byte chunks 0..8, chunks 3 and 7 (bytes 300-399 and 700-799)
+    # hold out; a training window (9 bytes) touches no held-out byte, a held-out one lies inside a chunk
+    held_bytes = set(range(300, 400)) | set(range(700, 800))
+    train_starts = [s for s in range(855 - 8) if not held_bytes & set(range(s, s + 9))]
+    held_starts = [s for s in range(855 - 8) if set(range(s, s + 9)) <= held_bytes]
+    assert held.train_set.starts.tolist() == train_starts and held.heldout_set.starts.tolist() == held_starts
+    assert plain.train_set.starts.tolist() == list(range(855 - 8)) and len(plain.heldout_set) == 0
     torch.testing.assert_close(held.val_set.stacked(0, 10)[0], plain.val_set.stacked(0, 10)[0], rtol=0, atol=0)
     x, _ = next(iter(held.heldout_dataloader()))
-    assert x.shape == (4, 8) and len(plain.heldout_set) == 0
+    assert x.shape == (4, 8)
     with pytest.raises(ValueError, match="`heldout_fraction` must be"):
         TextDataModule(path=text, heldout_fraction=1.0)
+    with pytest.raises(ValueError, match="heldout_chunk=4 tokens leaves"):
+        TextDataModule(path=text, block_size=8, val_windows=10, heldout_fraction=0.5, heldout_chunk=4).setup()

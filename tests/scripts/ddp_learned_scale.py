@@ -29,8 +29,10 @@ class ScaleHistory(pl.Callback):
 def main(out: Path, heldout_every: int) -> None:
     torch.set_num_threads(1)
     pl.seed_everything(0)
-    # the stdlib source; with held-out batches a text so short that an epoch is 8 steps (they start in the second)
-    size = {"max_bytes": 150, "val_fraction": 0.3, "heldout_fraction": 0.3} if heldout_every else {"max_bytes": 100_000}
+    # the stdlib source; with held-out batches a text so short that an epoch is 7 steps (they start in the
+    # second): 96 training bytes, the last 24-byte chunk held out
+    held = {"max_bytes": 120, "val_fraction": 0.2, "heldout_fraction": 0.25, "heldout_chunk": 24}
+    size = held if heldout_every else {"max_bytes": 100_000}
     data = TextDataModule(block_size=16, batch_size=4, **size)
     model = LanguageModel(vocab_size=data.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32, warmup_steps=2)
     history = ScaleHistory()
