@@ -123,6 +123,11 @@ class LearnedScale(pl.Callback):
             self.displacement.load_state_dict(self._restored)
             if self.gap is not None:
                 self.gap.load_state_dict(self._restored)
+            elif "heldout.total" in self._restored:
+                raise ValueError(
+                    "the checkpoint's LearnedScale corrected its hypergradient with held-out batches; resume it "
+                    "with the same heldout_every (this one has heldout_every=0)."
+                )
             self._restored = None
         else:  # a fresh run starts at theta_0: scale 0 until the first hypergradient
             self.displacement.place(self._params, self.tuner.scale)

@@ -151,9 +151,10 @@ class TextDataModule(pl.LightningDataModule):
         )
         if self.heldout_fraction and not (len(train_starts) and len(held_starts)):
             raise ValueError(
-                f"TextDataModule: heldout_fraction={self.heldout_fraction} in chunks of heldout_chunk={self.heldout_chunk} "
-                f"tokens leaves {len(train_starts)} training and {len(held_starts)} held-out windows of the "
-                f"{len(train)}-token training text: use a longer text or a smaller heldout_chunk."
+                f"TextDataModule: heldout_fraction={self.heldout_fraction} in chunks of "
+                f"heldout_chunk={self.heldout_chunk} tokens leaves {len(train_starts)} training and "
+                f"{len(held_starts)} held-out windows of the {len(train)}-token training text: use a longer "
+                "text or a smaller heldout_chunk."
             )
         self.train_set = Windows(train, self.block_size, train_starts)
         self.heldout_set = Windows(train, self.block_size, held_starts)

@@ -83,7 +83,8 @@ class RunRecorder(pl.Callback):
         model = storages_of(pl_module.parameters())
         self.optimizer_state_bytes = sum(held_bytes(o.state, model) for o in trainer.optimizers)
         own = [c for c in trainer.callbacks if c is not self and not type(c).__module__.startswith(_COMMON_CALLBACKS)]
-        skip = (pl.Trainer, pl.LightningModule)
+        # the data a callback reads (LearnedScale's held-out batches) is not state it keeps
+        skip = (pl.Trainer, pl.LightningModule, pl.LightningDataModule, torch.utils.data.Dataset)
         self.callback_state_bytes = held_bytes(own, model, skip)  # one walk: a tensor two callbacks share counts once
 
     @staticmethod

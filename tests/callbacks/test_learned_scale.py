@@ -195,3 +195,10 @@ def test_held_out_batches_need_a_held_out_loader():
         fit([LearnedScale(heldout_every=3)], max_steps=2)
     with pytest.raises(ValueError, match="heldout_every>0.*rescale_past=True"):
         LearnedScale(heldout_every=3, rescale_past=False)
+
+
+def test_a_checkpoint_resumes_only_with_the_held_out_setting_it_was_written_with(tmp_path):
+    save = pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=8, save_top_k=-1, filename="{step}")
+    fit([LearnedScale(heldout_every=2), save], max_steps=8, enable_checkpointing=True, heldout=True)
+    with pytest.raises(ValueError, match="resume it with the same heldout_every"):
+        fit([LearnedScale()], max_steps=10, ckpt_path=tmp_path / "step=8.ckpt", heldout=True)

@@ -34,6 +34,7 @@ def test_state_bytes_count_the_optimizer_and_the_runs_own_callbacks_once(tmp_pat
     model = _Linear()
     shared = torch.zeros(25)  # 100 bytes, held by both callbacks (one also holds the other)
     first = _Holds(shared)
+    first.data = TensorDataset(torch.zeros(50))  # data a callback reads (held-out batches): not its state
     recorder = RunRecorder(log_every=1)
     trainer = pl.Trainer(
         max_steps=2,
@@ -46,7 +47,7 @@ def test_state_bytes_count_the_optimizer_and_the_runs_own_callbacks_once(tmp_pat
     trainer.fit(model, DataLoader(TensorDataset(torch.randn(8, 3), torch.randn(8, 1)), batch_size=4))
     # AdamW: two moments of the 4 parameters' floats (3 weights + 1 bias) and a 4-byte step per tensor
     assert recorder.as_dict()["optimizer_state_bytes"] == 2 * 4 * 4 + 2 * 4
-    assert recorder.as_dict()["callback_state_bytes"] == 100  # Lightning's monitor and the recorder: not counted
+    assert recorder.as_dict()["callback_state_bytes"] == 100  # Lightning's monitor, the recorder, the data: not counted
 
 
 class _Linear(pl.LightningModule):
