@@ -57,6 +57,8 @@ class LearnedScale(pl.Callback):
             one forward and backward (training_step, logging muted) per heldout_every steps after the first
             epoch; none for a run shorter than an epoch. 0: off.
         heldout_memory: the discount of that running average, per held-out batch.
+        heldout_one_sided: add only the average's positive part (held-out evidence may slow the scale,
+            never speed it); False adds all of it (an ablation: on digits it diverged, benchmarks/README.md).
         **settings (lightning_hybrid.control.ScaleSettings): betas, s_init, decay, eps.
 
     Works through the optimizer's step post-hook, so after gradient clipping and with gradient
@@ -74,12 +76,15 @@ class LearnedScale(pl.Callback):
         rescale_past: bool = True,
         heldout_every: int = 0,
         heldout_memory: float = 0.9,
+        heldout_one_sided: bool = True,
         **settings: Any,
     ) -> None:
-        for name, value in (("divide_by_base_lr", divide_by_base_lr), ("rescale_past", rescale_past)):
+        flags = (("divide_by_base_lr", divide_by_base_lr), ("rescale_past", rescale_past))
+        for name, value in (*flags, ("heldout_one_sided", heldout_one_sided)):
             if not isinstance(value, bool):
                 raise ValueError(f"`{name}` must be True or False, got {value!r}.")
         self.divide_by_base_lr, self.rescale_past = divide_by_base_lr, rescale_past
+        self.heldout_one_sided = heldout_one_sided
         self.scales = choice("scales", scales, SCALES)
         self.heldout_every = non_negative_int("heldout_every", heldout_every)
         self.heldout_memory = in_open_unit("heldout_memory", heldout_memory)
@@ -174,6 +179,10 @@ class LearnedScale(pl.Callback):
         diff = difference(list(heldout), [p.grad for p in params])
         self.gap.observe(self.displacement.hypergradient(params, diff, self.tuner.scale, decay=0.0))
 
+    def heldout_correction(self) -> torch.Tensor:
+        """What the held-out average adds to d loss / d s: its positive part (heldout_one_sided), or all of it."""
+        return self.gap.correction if self.heldout_one_sided else self.gap.value
+
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         if not self._skip:
             self.displacement.anchor(self._params)
@@ -185,7 +194,7 @@ class LearnedScale(pl.Callback):
         before = tuner.scale
         h = displacement.hypergradient(self._params, [p.grad for p in self._params], before, self.settings.decay)
         if self.gap is not None:
-            h = h + self.gap.correction
+            h = h + self.heldout_correction()
         if self.rescale_past:
             displacement.accumulate(self._params, before)
             tuner.update(h)

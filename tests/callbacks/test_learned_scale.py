@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from helpers.hybrid import ScheduledClassifier, StepProbe, fit
 from lightning_hybrid.callbacks.learned_scale import LearnedScale
+from lightning_hybrid.control.heldout import GapAverage
 
 
 class ScaleProbe(pl.Callback):
@@ -103,6 +104,7 @@ def test_several_optimizers_are_refused():
         ({"scales": "per_layer"}, "`scales` must be one of"),
         ({"heldout_every": -1}, "`heldout_every` must be a non-negative integer, got -1"),
         ({"heldout_memory": 1.0}, "`heldout_memory` must be"),
+        ({"heldout_one_sided": 0}, "`heldout_one_sided` must be True or False"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
@@ -202,3 +204,12 @@ def test_a_checkpoint_resumes_only_with_the_held_out_setting_it_was_written_with
     fit([LearnedScale(heldout_every=2), save], max_steps=8, enable_checkpointing=True, heldout=True)
     with pytest.raises(ValueError, match="resume it with the same heldout_every"):
         fit([LearnedScale()], max_steps=10, ckpt_path=tmp_path / "step=8.ckpt", heldout=True)
+
+
+def test_the_two_sided_ablation_adds_the_whole_average():
+    one_sided, two_sided = LearnedScale(heldout_every=1), LearnedScale(heldout_every=1, heldout_one_sided=False)
+    for scale in (one_sided, two_sided):
+        scale.gap = GapAverage(memory=0.5)
+        scale.gap.observe(torch.tensor(-3.0))
+    # oracle: the average is -3; only its positive part (0) corrects by default, all of it in the ablation
+    assert float(one_sided.heldout_correction()) == 0.0 and float(two_sided.heldout_correction()) == -3.0
