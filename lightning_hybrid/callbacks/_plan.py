@@ -43,18 +43,26 @@ class HeldOutDraw:
                 f"but {'no DataModule was given' if source is None else type(source).__name__ + ' defines none'}: "
                 "give one (lightning_hybrid's DataModules take heldout_fraction=...), or drop the argument."
             )
+        self.who, self.argument = who, argument
         loader = source.heldout_dataloader()
         self.dataset, self.collate = loader.dataset, loader.collate_fn
-        self.batch_size = loader.batch_size or 1
-        if len(self.dataset) == 0:
-            raise ValueError(
-                f"{who}({argument}): {type(source).__name__}.heldout_dataloader() holds no item; "
-                "set the DataModule's heldout_fraction above 0."
-            )
-        self.batch_size = min(self.batch_size, len(self.dataset))
+        self.source = type(source).__name__
+        self.batch_size = min(loader.batch_size or 1, len(self.dataset)) or 1
         self.per_pass = len(self.dataset) // self.batch_size  # whole batches only: a remnant is noisier
 
+    @property
+    def empty(self) -> bool:
+        return self.per_pass == 0
+
+    def refuse_empty(self) -> None:
+        if self.empty:
+            raise ValueError(
+                f"{self.who}({self.argument}): {self.source}.heldout_dataloader() holds no item, and the run "
+                "goes past its first epoch: set the DataModule's heldout_fraction above 0."
+            )
+
     def __call__(self, index: int) -> Any:
+        self.refuse_empty()
         passes, position = divmod(index, self.per_pass)
         order = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(HELDOUT_SEED + passes))
         items = order[position * self.batch_size : (position + 1) * self.batch_size].tolist()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -155,6 +156,13 @@ class LearnedScale(pl.Callback):
         return units
 
     @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Held-out batches are read from the second epoch on: a run that never gets there needs none (the
+        # text DataModule then holds out nothing), one that does is refused now rather than an epoch later.
+        if self._draw is not None and self._draw.empty and _goes_past_first_epoch(trainer):
+            self._draw.refuse_empty()
+
+    @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         for handle in self._handles:
             handle.remove()
@@ -242,6 +250,13 @@ class LearnedScale(pl.Callback):
         self.steps, self.skipped = int(state.get("steps", 0)), int(state.get("skipped", 0))
         tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
         self._restored = tensors or None  # placed on the parameters' devices at fit start
+
+
+def _goes_past_first_epoch(trainer: pl.Trainer) -> bool:
+    batches = trainer.num_training_batches
+    if trainer.max_steps is None or trainer.max_steps < 0 or not math.isfinite(batches):
+        return True
+    return trainer.max_steps * trainer.accumulate_grad_batches > batches
 
 
 def _kinds(module: torch.nn.Module, params: list[torch.nn.Parameter]) -> list[int]:

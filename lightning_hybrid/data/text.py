@@ -7,7 +7,7 @@ import os
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch.utils.data import DataLoader, Dataset
 from typing_extensions import override
 
@@ -85,6 +85,10 @@ class TextDataModule(pl.LightningDataModule):
             `heldout_dataloader()` (LearnedScale(heldout_every=...) reads its evidence there); 0: none.
             Spread, not one piece: the last 10% of tinyshakespeare's training text held out in one piece
             (the play the validation text continues) raised a 2000-step ternary run's val loss by 0.11.
+            A run that the attached Trainer's max_steps ends within its first epoch holds out nothing
+            (said once): held-out batches are read from the second epoch on, and the text is worth more
+            trained on (benchmarks/README.md).
+        heldout_in_one_epoch_runs: hold out heldout_fraction even in such a run.
     """
 
     def __init__(
@@ -100,12 +104,16 @@ class TextDataModule(pl.LightningDataModule):
         encoding: str = "utf-8",
         heldout_fraction: float = 0.0,
         heldout_chunk: int = 2048,
+        heldout_in_one_epoch_runs: bool = False,
     ) -> None:
         super().__init__()
         choice("tokenizer", tokenizer, TOKENIZERS)
         in_open_unit("val_fraction", val_fraction)
         self.heldout_fraction = number("heldout_fraction", heldout_fraction, 0.0, 1.0, open_high=True)
         self.heldout_chunk = positive_int("heldout_chunk", heldout_chunk)
+        if not isinstance(heldout_in_one_epoch_runs, bool):
+            raise ValueError(f"`heldout_in_one_epoch_runs` must be True or False, got {heldout_in_one_epoch_runs!r}.")
+        self.heldout_in_one_epoch_runs = heldout_in_one_epoch_runs
         for name, value in (("block_size", block_size), ("batch_size", batch_size), ("val_windows", val_windows)):
             positive_int(name, value)
         non_negative_int("num_workers", num_workers)
@@ -143,13 +151,28 @@ class TextDataModule(pl.LightningDataModule):
             )
         return train, val
 
+    def _ends_in_first_epoch(self, windows: int) -> bool:
+        """Whether the attached Trainer's max_steps ends the run before a second pass over `windows`
+        training windows (False without a Trainer or a max_steps)."""
+        trainer = self.trainer
+        if trainer is None or trainer.max_steps is None or trainer.max_steps < 0:
+            return False
+        drawn = trainer.max_steps * trainer.accumulate_grad_batches * self.batch_size * trainer.world_size
+        return drawn <= windows
+
     @override
     def setup(self, stage: str | None = None) -> None:
         train, val = self._split()
-        train_starts, held_starts = heldout_starts(
-            len(train), self.block_size, self.heldout_fraction, self.heldout_chunk
-        )
-        if self.heldout_fraction and not (len(train_starts) and len(held_starts)):
+        fraction = self.heldout_fraction
+        if fraction and not self.heldout_in_one_epoch_runs and self._ends_in_first_epoch(len(train) - self.block_size):
+            rank_zero_info(
+                f"TextDataModule: heldout_fraction={fraction} holds out nothing: the Trainer's max_steps ends the "
+                "run within its first epoch, whose batches are all unseen (LearnedScale reads held-out batches "
+                "from the second epoch on). heldout_in_one_epoch_runs=true holds out anyway."
+            )
+            fraction = 0.0
+        train_starts, held_starts = heldout_starts(len(train), self.block_size, fraction, self.heldout_chunk)
+        if fraction and not (len(train_starts) and len(held_starts)):
             raise ValueError(
                 f"TextDataModule: heldout_fraction={self.heldout_fraction} in chunks of "
                 f"heldout_chunk={self.heldout_chunk} tokens leaves {len(train_starts)} training and "

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.hybrid import ScheduledClassifier, StepProbe, fit
+from helpers.hybrid import HeldOutData, ScheduledClassifier, StepProbe, fit
+from helpers.models import classification_loader
 from lightning_hybrid.callbacks.learned_scale import LearnedScale
 from lightning_hybrid.control.heldout import GapAverage
 
@@ -213,3 +214,16 @@ def test_the_two_sided_ablation_adds_the_whole_average():
         scale.gap.observe(torch.tensor(-3.0))
     # oracle: the average is -3; only its positive part (0) corrects by default, all of it in the ablation
     assert float(one_sided.heldout_correction()) == 0.0 and float(two_sided.heldout_correction()) == -3.0
+
+
+class NothingHeldOut(HeldOutData):
+    def heldout_dataloader(self):
+        return classification_loader(n=0)
+
+
+def test_an_empty_held_out_set_serves_a_one_epoch_run_and_is_refused_before_a_longer_one_starts():
+    scale = LearnedScale(heldout_every=2)
+    fit([scale], max_steps=6, heldout=NothingHeldOut())  # 6 steps: one epoch, nothing to draw
+    assert scale.summary()["heldout_batches"] == 0 and scale.steps == 6
+    with pytest.raises(ValueError, match="holds no item, and the run goes past its first epoch"):
+        fit([LearnedScale(heldout_every=2)], max_steps=7, heldout=NothingHeldOut())

@@ -112,3 +112,21 @@ def test_a_held_out_fraction_is_spread_through_the_training_text_in_chunks(tmp_p
         TextDataModule(path=text, heldout_fraction=1.0)
     with pytest.raises(ValueError, match="heldout_chunk=4 tokens leaves"):
         TextDataModule(path=text, block_size=8, val_windows=10, heldout_fraction=0.5, heldout_chunk=4).setup()
+
+
+def test_a_run_that_ends_within_its_first_epoch_holds_nothing_out(tmp_path, caplog):
+    import lightning.pytorch as pl
+
+    text = tmp_path / "t.txt"
+    text.write_bytes(bytes(range(32, 127)) * 10)  # 847 training windows of 8 bytes
+    kwargs = {"path": text, "block_size": 8, "batch_size": 4, "val_windows": 10, "heldout_fraction": 0.25}
+    kwargs["heldout_chunk"] = 100
+    for max_steps, always, held in ((211, False, 0), (212, False, 184), (211, True, 184)):
+        dm = TextDataModule(**kwargs, heldout_in_one_epoch_runs=always)
+        dm.trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_progress_bar=False)
+        dm.setup("fit")
+        # oracle: 211 steps of 4 windows draw 844 of the 847 (one epoch); 212 draw 848, past it; held out:
+        # chunks 3 and 7 of 100 bytes, 92 windows of 9 bytes each
+        assert len(dm.heldout_set) == held, (max_steps, always)
+    with pytest.raises(ValueError, match="`heldout_in_one_epoch_runs` must be True or False"):
+        TextDataModule(path=text, heldout_in_one_epoch_runs="no")

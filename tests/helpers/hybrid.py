@@ -74,7 +74,10 @@ def fit(callbacks, max_steps=12, ckpt_path=None, model=None, heldout=False, **tr
         limit_val_batches=0,
         **{**defaults, **trainer_kwargs},
     )
-    data = {"datamodule": HeldOutData()} if heldout else {"train_dataloaders": classification_loader(n=96)}
+    if heldout:  # True: HeldOutData; or a DataModule of the test's own
+        data = {"datamodule": heldout if isinstance(heldout, pl.LightningDataModule) else HeldOutData()}
+    else:
+        data = {"train_dataloaders": classification_loader(n=96)}
     trainer.fit(model, ckpt_path=ckpt_path, **data)  # 6 steps an epoch
     return trainer, model
 
