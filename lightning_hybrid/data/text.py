@@ -84,7 +84,7 @@ class TextDataModule(pl.LightningDataModule):
             evenly through it, is not trained on but served, every window inside a chunk, by
             `heldout_dataloader()` (LearnedScale(heldout_every=...) reads its evidence there); 0: none.
             Spread, not one piece: the last 10% of tinyshakespeare's training text held out in one piece
-            (the play the validation text continues) raised a 2000-step ternary run's val loss by 0.11.
+            (the play the validation text continues) raised a ternary run's val loss at step 1900 by 0.12.
             A run that the attached Trainer's max_steps ends within its first epoch holds out nothing
             (said once): held-out batches are read from the second epoch on, and the text is worth more
             trained on (benchmarks/README.md).
