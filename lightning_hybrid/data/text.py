@@ -200,5 +200,6 @@ class TextDataModule(pl.LightningDataModule):
         return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers)
 
     def heldout_dataloader(self) -> DataLoader:
-        """Every window of the held-out text, in batches of `batch_size` (none unless heldout_fraction > 0)."""
+        """Every window of the held-out text, in batches of `batch_size` (none at heldout_fraction 0, or in a
+        run that ends within its first epoch)."""
         return DataLoader(self.heldout_set, batch_size=self.batch_size, num_workers=self.num_workers)

@@ -177,13 +177,14 @@ def test_benchmark_group_expands_to_runs(option):
     assert runs and all(r.overrides for r in runs)
     # quick: 3 swept methods x 2 LRs x 2 seeds + prodigy; full: 5 swept ternary methods + prodigy + fp32 reference
     # suite modes: 3 swept methods x LRs x seeds + prodigy, mechanic and learned_scale x seeds, on every workload
+    # (suite: learned_scale_heldout too)
     expected = {
         "quick": 3 * 2 * 2 + 2,
         "full": 5 * 4 * 3 + 3 + 4 * 3,
         "clusters": 4 * 3,
         "precision": 4 * 3,
         "reference": 2 * 5 * 3,
-        "suite": 4 * (3 * 5 * 3 + 3 * 3),
+        "suite": 4 * (3 * 5 * 3 + 4 * 3),
         "suite-dev": 4 * (3 * 3 + 3),
         "suite-quick": 3 * (3 * 2 + 3),
         "suite-cost": 4 * 6 * 2,
